@@ -29,9 +29,9 @@ class Notification:
     resource_url: str
     actie: str
     aanmaakdatum: datetime
-    kenmerken: Mapping[str, str] = _EMPTY
+    kenmerken: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     source: str | None = None
-    extra: Mapping[str, Any] = _EMPTY
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     raw: bytes = b""
     cloudevent: Mapping[str, Any] | None = None
     context: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

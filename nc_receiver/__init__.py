@@ -1,0 +1,49 @@
+"""Consume ZGW Notificaties API (Open Notificaties) notifications in a Flask app."""
+
+from __future__ import annotations
+
+from . import signals
+from .auth import Authenticator, Identity
+from .exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    ConfigurationError,
+    HandlerError,
+    NCError,
+    NCReceiverError,
+    NCUnavailable,
+    RequestRejected,
+    ValidationError,
+)
+from .extension import NotificationReceiver
+from .notification import Notification
+from .routing import Route, Router, default_router, on, on_any, on_error
+from .schema import parse_body
+from .settings import Settings
+from .tokens import make_zgw_jwt
+
+__all__ = [
+    "AuthenticationError",
+    "Authenticator",
+    "AuthorizationError",
+    "ConfigurationError",
+    "HandlerError",
+    "Identity",
+    "NCError",
+    "NCReceiverError",
+    "NCUnavailable",
+    "Notification",
+    "NotificationReceiver",
+    "RequestRejected",
+    "Route",
+    "Router",
+    "Settings",
+    "ValidationError",
+    "default_router",
+    "make_zgw_jwt",
+    "on",
+    "on_any",
+    "on_error",
+    "parse_body",
+    "signals",
+]

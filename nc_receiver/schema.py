@@ -1,0 +1,171 @@
+"""Validating a delivery body into a :class:`Notification` (marshmallow).
+
+Lenient where the NC is lenient (empty kenmerk values, missing kenmerken, the 2019
+list-of-objects kenmerken, any RFC 3339 date-time, URLs without a TLD, unknown fields),
+strict where it matters (required fields, types, lengths).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from marshmallow import INCLUDE, Schema, fields, pre_load, validate
+from marshmallow import ValidationError as MarshmallowError
+
+from .exceptions import ValidationError
+from .notification import Notification
+
+MAX_URL = 1000
+MAX_KENMERK = 1000
+KNOWN = ("kanaal", "hoofdObject", "resource", "resourceUrl", "actie", "aanmaakdatum",
+         "kenmerken", "source")
+
+
+class _Uri(fields.String):
+    """An absolute http(s) URL; hostnames without a TLD (``openzaak``, ``localhost``) pass."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > MAX_URL:
+            raise MarshmallowError(f"Must be at most {MAX_URL} characters.")
+        try:
+            parts = urlsplit(text)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018  (raises ValueError on a bad port)
+        except ValueError:
+            ok = False
+        if not ok or any(c.isspace() for c in text):
+            raise MarshmallowError("Not a valid URL.")
+        return text
+
+
+def parse_datetime(text: str) -> datetime:
+    """Parse an RFC 3339 / ISO 8601 date-time; a value without offset is taken as UTC."""
+    value = text.strip()
+    if len(value) < 10 or len(value) > 40:
+        raise ValueError(text)
+    value = value[:10] + "T" + value[11:] if len(value) > 10 and value[10] in "tT " else value
+    if value[-1:] in "zZ":
+        value = value[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+class _DateTime(fields.Field):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if not isinstance(value, str):
+            raise MarshmallowError("Not a valid date-time: send an RFC 3339 string.")
+        try:
+            return parse_datetime(value)
+        except ValueError:
+            raise MarshmallowError("Not a valid RFC 3339 date-time.") from None
+
+
+class _Kenmerken(fields.Field):
+    """An object of string → string; also the 2019 form, a list of single-key objects."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> Mapping[str, str]:
+        if isinstance(value, list):
+            merged: dict[str, Any] = {}
+            for item in value:
+                if not isinstance(item, dict):
+                    raise MarshmallowError("A kenmerken list must hold objects.")
+                merged.update(item)
+            value = merged
+        if not isinstance(value, dict):
+            raise MarshmallowError("Must be an object of string values.")
+        for key, item in value.items():
+            if not key or len(key) > 100:
+                raise MarshmallowError("Kenmerk names must be 1 to 100 characters.")
+            if not isinstance(item, str):
+                raise MarshmallowError("Kenmerk values must be strings.")
+            if len(item) > MAX_KENMERK:
+                raise MarshmallowError(f"Kenmerk values must be at most {MAX_KENMERK} characters.")
+        return MappingProxyType(value)
+
+
+class NotificationSchema(Schema):
+    """The NC's ``Notificatie`` message."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    kanaal = fields.String(required=True, validate=validate.Length(1, 50))
+    hoofdObject = _Uri(required=True)  # noqa: N815 (wire names)
+    resource = fields.String(required=True, validate=validate.Length(1, 100))
+    resourceUrl = _Uri(required=True)  # noqa: N815
+    actie = fields.String(required=True, validate=validate.Length(1, 100))
+    aanmaakdatum = _DateTime(required=True)
+    kenmerken = _Kenmerken(load_default=MappingProxyType({}), allow_none=True)
+    source = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+
+    @pre_load
+    def _must_be_object(self, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(data, dict):
+            raise MarshmallowError("The body must be a JSON object.", field_name="_schema")
+        return data
+
+
+_schema = NotificationSchema()
+
+
+def notification_from_json(data: Any, raw: bytes = b"", cloudevent: Any = None) -> Notification:
+    """Validate parsed JSON into a Notification, or raise ValidationError (400)."""
+    try:
+        loaded = _schema.load(data)
+    except MarshmallowError as exc:
+        raise _invalid(exc.normalized_messages()) from None
+    extra = {k: v for k, v in loaded.items() if k not in KNOWN}
+    return Notification(
+        kanaal=loaded["kanaal"],
+        hoofd_object=loaded["hoofdObject"],
+        resource=loaded["resource"],
+        resource_url=loaded["resourceUrl"],
+        actie=loaded["actie"],
+        aanmaakdatum=loaded["aanmaakdatum"],
+        kenmerken=loaded["kenmerken"] or MappingProxyType({}),
+        source=loaded["source"],
+        extra=MappingProxyType(extra),
+        raw=raw,
+        cloudevent=cloudevent,
+    )
+
+
+def parse_body(raw: bytes, content_type: str) -> Notification:
+    """Parse and validate a delivery body of ``content_type`` (already checked)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ValidationError(
+            "The body is not valid JSON.", code="parse_error",
+            invalid_params=[{"name": "body", "code": "parse_error",
+                             "reason": "The body must be a JSON object."}],
+        ) from None
+    if content_type == "application/cloudevents+json":
+        from .cloudevents import from_cloudevent
+
+        return from_cloudevent(data, raw)
+    return notification_from_json(data, raw)
+
+
+def _invalid(messages: Any) -> ValidationError:
+    params: list[dict[str, str]] = []
+    if isinstance(messages, dict):
+        for name, reasons in messages.items():
+            if isinstance(reasons, dict):  # nested (unlikely): flatten one level
+                reasons = [str(r) for r in reasons.values()]
+            reason = reasons[0] if isinstance(reasons, list) and reasons else str(reasons)
+            name = "body" if name == "_schema" else str(name)
+            code = "required" if "required" in str(reason).lower() else "invalid"
+            params.append({"name": name[:100], "code": code, "reason": str(reason)[:200]})
+    params = params[:8]
+    return ValidationError("The notification is not valid.", invalid_params=params)

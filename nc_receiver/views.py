@@ -1,0 +1,100 @@
+"""The callback endpoint: authenticate, check, parse, validate, deliver, answer 204.
+
+The order is the NC's contract: credentials are checked before the body is read, so the
+NC's unauthenticated probe gets 401 whatever it sends; every answer carries
+``API-version``; every rejection is a small problem+json document.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, current_app, request
+
+from . import signals
+from .exceptions import HandlerError, RequestRejected
+from .problems import API_VERSION, from_rejection, problem
+from .schema import parse_body
+
+if TYPE_CHECKING:
+    from .extension import _State
+
+log = logging.getLogger(__name__)
+
+JSON_TYPES = ("application/json", "application/cloudevents+json")
+_METHODS = ["POST", "GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_NO_CONTENT_HEADERS = {"API-version": API_VERSION}
+
+
+class _NoContent(Response):
+    default_mimetype = None  # a 204 carries no body, so no Content-Type either
+
+
+def make_blueprint(state: _State, name: str) -> Blueprint:
+    """A blueprint with the callback view at the configured path."""
+    bp = Blueprint(name, __name__)
+
+    def callback() -> Response:
+        return _handle(state)
+
+    bp.add_url_rule(
+        state.settings.callback_path, endpoint="callback", view_func=callback,
+        methods=_METHODS, provide_automatic_options=False,
+    )
+    return bp
+
+
+def _answer(triple: tuple[bytes, int, dict[str, str]]) -> Response:
+    body, status, headers = triple
+    return Response(body, status=status, headers=headers)
+
+
+def _reject(code: str, triple: tuple[bytes, int, dict[str, str]]) -> Response:
+    status = triple[1]
+    signals.notification_rejected.send(
+        current_app._get_current_object(), status=status, code=code,  # type: ignore[attr-defined]
+    )
+    log.info("nc_receiver: rejected a %s request with %d", request.method, status)
+    return _answer(triple)
+
+
+def _handle(state: _State) -> Response:
+    if request.method != "POST":
+        resp = _reject("method_not_allowed", problem(405, "method_not_allowed",
+                                      "The callback accepts POST only."))
+        resp.headers["Allow"] = "POST"
+        return resp
+    app: Any = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        identity = state.authenticator.authenticate(request.headers.get("Authorization"))
+        length = request.content_length
+        limit = state.settings.max_body_size
+        if length is not None and length > limit:
+            return _reject("too_large", problem(413, "too_large",
+                                          f"The body must be at most {limit} bytes."))
+        mimetype = request.mimetype
+        if mimetype not in JSON_TYPES:
+            return _reject("unsupported_media_type", problem(
+                415, "unsupported_media_type",
+                "Send the notification as application/json (or application/cloudevents+json)."))
+        raw = request.stream.read(limit + 1)
+        if len(raw) > limit:
+            return _reject("too_large", problem(413, "too_large",
+                                          f"The body must be at most {limit} bytes."))
+        notification = parse_body(raw, mimetype)
+    except RequestRejected as exc:
+        return _reject(exc.code, from_rejection(exc))
+
+    signals.notification_received.send(app, notification=notification, identity=identity)
+    if notification.is_probe:
+        log.debug("nc_receiver: answered the NC's subscription probe")
+        return _NoContent(status=204, headers=_NO_CONTENT_HEADERS)
+    try:
+        state.delivery.accept(app, notification)
+    except HandlerError:
+        return _answer(problem(500, "handler_failed",
+                               "A handler failed; the NC will deliver the notification again."))
+    except RequestRejected as exc:
+        return _reject(exc.code, from_rejection(exc))
+    return _NoContent(status=204, headers=_NO_CONTENT_HEADERS)
