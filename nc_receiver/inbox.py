@@ -203,7 +203,7 @@ class Inbox:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self._clock = clock
+        self.clock = clock
         relaxed = "NORMAL" if synchronous in ("FULL", "EXTRA") else synchronous
         self._durable = _Pool(self.path, synchronous, busy_timeout)
         self._relaxed = _Pool(self.path, relaxed, busy_timeout)
@@ -226,7 +226,7 @@ class Inbox:
         A key seen within ``dedup_window`` stores nothing. The check and the insert are
         one transaction, so concurrent duplicates in any thread or process store one.
         """
-        now = self._clock()
+        now = self.clock()
         with self._durable.transaction() as conn:
             seen = conn.execute(
                 "INSERT INTO nc_seen (dedup_key, seen_at) VALUES (?, ?) ON CONFLICT (dedup_key)"
@@ -253,7 +253,7 @@ class Inbox:
         Due are pending tasks whose ``next_attempt_at`` has come and running tasks whose
         lease expired. An expired lease on the last allowed attempt goes to ``dead``.
         """
-        now = self._clock()
+        now = self.clock()
         # Idle polling must not take the write lock that add() needs.
         with self._relaxed.transaction("BEGIN") as conn:
             if conn.execute(f"SELECT 1 {_DUE} LIMIT 1", (now,)).fetchone() is None:
@@ -284,8 +284,8 @@ class Inbox:
                 ids,
             ).fetchall()
         return [
-            Task(id, message_id, handler, attempts, key, body, ctype, received_at, owner)
-            for id, message_id, handler, attempts, key, body, ctype, received_at in rows
+            Task(tid, message_id, handler, attempts, key, body, ctype, received_at, owner)
+            for tid, message_id, handler, attempts, key, body, ctype, received_at in rows
         ]
 
     def succeed(self, task: Task) -> bool:
@@ -293,7 +293,7 @@ class Inbox:
         with self._relaxed.transaction() as conn:
             cur = conn.execute(
                 f"UPDATE nc_task SET state = 'done', lease_owner = NULL, finished_at = ? {_HELD}",
-                (self._clock(), task.id, task.owner, task.attempts),
+                (self.clock(), task.id, task.owner, task.attempts),
             )
         return cur.rowcount == 1
 
@@ -303,7 +303,7 @@ class Inbox:
         The error text (its last 10 000 characters) and the attempt count are kept.
         Returns ``lost`` and changes nothing if the lease was taken over meanwhile.
         """
-        now = self._clock()
+        now = self.clock()
         dead = task.attempts >= self.max_attempts
         due = now if dead else now + self.backoff(task.attempts)
         with self._relaxed.transaction() as conn:
@@ -344,7 +344,7 @@ class Inbox:
             dead=counts.get("dead", 0),
             messages=messages,
             oldest_pending_at=oldest,
-            oldest_pending_age=None if oldest is None else self._clock() - oldest,
+            oldest_pending_age=None if oldest is None else self.clock() - oldest,
         )
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
@@ -365,7 +365,7 @@ class Inbox:
             cur = conn.execute(
                 "UPDATE nc_task SET state = 'pending', attempts = 0, due_at = ?,"
                 f" finished_at = NULL WHERE state = 'dead'{where}",
-                (self._clock(), *args),
+                (self.clock(), *args),
             )
         return cur.rowcount
 
@@ -376,7 +376,7 @@ class Inbox:
         for ``dedup_window`` regardless. Deletes in small batches so that ``add()`` never
         waits long for the write lock. Returns the number of messages deleted.
         """
-        now = self._clock()
+        now = self.clock()
         kept = "'pending', 'running'" if include_dead else "'pending', 'running', 'dead'"
         deleted = self._delete_batches(
             "DELETE FROM nc_message WHERE id IN (SELECT m.id FROM nc_message m"
