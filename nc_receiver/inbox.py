@@ -154,19 +154,17 @@ class _Pool:
             yield conn
             conn.execute("COMMIT")
         finally:
-            reusable = True
+            broken = False
             if conn.in_transaction:
                 try:
                     conn.rollback()
                 except sqlite3.Error:
-                    reusable = False
+                    broken = True
             with self._lock:
-                if reusable and len(self._idle) < self._keep and self._pid == os.getpid():
+                keep = not broken and len(self._idle) < self._keep
+                if keep:
                     self._idle.append(conn)
-                    reusable = False
-                else:
-                    reusable = True
-            if reusable:
+            if not keep:
                 conn.close()
 
     def close(self) -> None:
