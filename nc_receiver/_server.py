@@ -6,16 +6,25 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per request (tests and benchmarks send thousands)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
 
 
 class ServerThread:
     """Serve ``app`` on ``host:port`` (port 0 = a free one) until :meth:`stop`."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0,
-                 threaded: bool = True) -> None:
+                 threaded: bool = True, quiet: bool = True) -> None:
         self.app = app
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=threaded)
+        handler = _QuietHandler if quiet else None
+        self._server: BaseWSGIServer = make_server(host, port, app, threaded=threaded,
+                                                   request_handler=handler)
         self.host = host
         self.port: int = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever,

@@ -47,9 +47,9 @@ class _Uri(fields.String):
 def parse_datetime(text: str) -> datetime:
     """Parse an RFC 3339 / ISO 8601 date-time; a value without offset is taken as UTC."""
     value = text.strip()
-    if len(value) < 10 or len(value) > 40:
-        raise ValueError(text)
-    value = value[:10] + "T" + value[11:] if len(value) > 10 and value[10] in "tT " else value
+    if len(value) < 16 or len(value) > 40 or value[10] not in "tT ":
+        raise ValueError("not an RFC 3339 date-time")
+    value = value[:10] + "T" + value[11:]
     if value[-1:] in "zZ":
         value = value[:-1] + "+00:00"
     parsed = datetime.fromisoformat(value)
