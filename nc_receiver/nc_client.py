@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 CONSUME = "notificaties.consumeren"
 PUBLISH = "notificaties.publiceren"
 _READ = f"{CONSUME} or {PUBLISH}"
+#: ``[{"naam": "zaken", "filters": {"bronorganisatie": "123456789"}}, ...]``
+Kanalen = Sequence[Mapping[str, Any]]
 
 
 def uuid_from_url(url: str) -> str:
@@ -71,10 +73,7 @@ class NCClient:
 
     def get_kanaal(self, naam: str) -> dict[str, Any] | None:
         """The kanaal named ``naam``, or ``None`` when the publisher has not registered it."""
-        for kanaal in self.list_kanalen(naam):
-            if kanaal.get("naam") == naam:
-                return kanaal
-        return None
+        return next((k for k in self.list_kanalen(naam) if k.get("naam") == naam), None)
 
     def create_kanaal(
         self, naam: str, filters: Iterable[str] = (), documentatie_link: str = ""
@@ -93,19 +92,13 @@ class NCClient:
         """One abonnement; :class:`NCError` with status 404 when it does not exist."""
         return self._json("GET", self._abonnement_path(uuid_or_url), scope=_READ)
 
-    def create_abonnement(
-        self, callback_url: str, auth: str, kanalen: Sequence[Mapping[str, Any]]
-    ) -> dict[str, Any]:
+    def create_abonnement(self, callback_url: str, auth: str, kanalen: Kanalen) -> dict[str, Any]:
         """Create an abonnement; the NC probes ``callback_url`` before it answers."""
         body = _abonnement_body(callback_url, auth, kanalen)
         return self._json("POST", "/abonnement", scope=CONSUME, json=body)
 
     def update_abonnement(
-        self,
-        uuid_or_url: str,
-        callback_url: str,
-        auth: str,
-        kanalen: Sequence[Mapping[str, Any]],
+        self, uuid_or_url: str, callback_url: str, auth: str, kanalen: Kanalen
     ) -> dict[str, Any]:
         """Replace an abonnement as a whole (PUT).
 
@@ -134,9 +127,8 @@ class NCClient:
         return f"/abonnement/{uuid_from_url(uuid_or_url)}"
 
     def _list(self, method: str, path: str, *, scope: str, **kwargs: Any) -> list[dict[str, Any]]:
-        data: Any = self._json(method, path, scope=scope, **kwargs)
-        # Open Notificaties answers a bare array; tolerate a paginated {"results": [...]}.
-        return list(data["results"] if isinstance(data, dict) else data)
+        # Open Notificaties answers a bare, unpaginated array.
+        return cast("list[dict[str, Any]]", self._json(method, path, scope=scope, **kwargs))
 
     def _json(self, method: str, path: str, *, scope: str, **kwargs: Any) -> dict[str, Any]:
         response = self._request(method, path, scope=scope, **kwargs)
@@ -162,109 +154,100 @@ class NCClient:
         json: Any = None,
         params: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        attempts = self.retries + 1
-        for attempt in range(1, attempts + 1):
-            headers = {
-                "Authorization": "Bearer " + make_zgw_jwt(self.client_id, self._secret),
-                "Accept": "application/json",
-            }
+        url = self.base_url + path
+        for attempt in range(1, self.retries + 2):
+            last = attempt > self.retries
+            token = make_zgw_jwt(self.client_id, self._secret)
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             try:
                 response = self.session.request(
                     method, url, headers=headers, json=json, params=params, timeout=self.timeout
                 )
             except requests.RequestException as exc:
-                # A POST that timed out while reading may have been applied: retrying it
-                # could create a second abonnement.
-                retriable = method != "POST" or not isinstance(exc, requests.ReadTimeout)
-                if attempt == attempts or not retriable:
+                # A POST that timed out while reading may have been applied at the NC:
+                # retrying it could create a second abonnement.
+                if last or (method == "POST" and isinstance(exc, requests.ReadTimeout)):
                     raise NCUnavailable(
                         f"could not reach the NC for {method} {url} after {attempt} attempt(s) "
                         f"({type(exc).__name__}); check the NC base URL and that it is up"
                     ) from exc
-                self._wait(attempt, method, url, type(exc).__name__)
-                continue
-            logger.debug("NC %s %s -> %s", method, url, response.status_code)
-            if response.status_code >= 500:
-                if attempt < attempts:
-                    self._wait(attempt, method, url, f"HTTP {response.status_code}")
-                    continue
-                try:
-                    response.raise_for_status()
-                except requests.HTTPError as exc:
+                reason = type(exc).__name__
+            else:
+                logger.debug("NC %s %s -> %s", method, url, response.status_code)
+                if response.status_code in ok:
+                    return response
+                if response.status_code < 500:
+                    raise self._refusal(response, method, url, scope, json)
+                if last:
                     raise NCUnavailable(
                         f"the NC kept answering {response.status_code} to {method} {url} "
                         f"after {attempt} attempt(s); check the NC's logs",
                         status=response.status_code,
-                    ) from exc
-            if response.status_code in ok:
-                return response
-            raise self._explain(response, method, url, scope, json)
+                    ) from requests.HTTPError(f"HTTP {response.status_code}", response=response)
+                reason = f"HTTP {response.status_code}"
+            delay = self.backoff * 2 ** (attempt - 1)
+            logger.warning("NC %s %s failed (%s); retrying in %.2f s", method, url, reason, delay)
+            time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _explain(
+    def _refusal(
         self, response: requests.Response, method: str, url: str, scope: str, body: Any
     ) -> NCError:
-        """Turn a refusal into an NCError whose message names the fix."""
+        """An NCError for a 4xx answer, with a message that names the fix."""
         status = response.status_code
         try:
             problem = response.json()
         except ValueError:
-            problem = {}
+            problem = None
         problem = problem if isinstance(problem, dict) else {}
         params = [p for p in problem.get("invalidParams") or [] if isinstance(p, dict)]
         codes = [str(p.get("code")) for p in params]
-        code = next((c for c in codes if c in _KNOWN), codes[0] if codes else problem.get("code"))
+        code = next((c for c in codes if c in _HINTS), codes[0] if codes else problem.get("code"))
         names = _kanaal_names(body)
-        naming_kanaal = names and any(p.get("name") in ("kanaal", "naam") for p in params)
-        if code in ("kanaal_naam", "message_kanaal") or (status == 400 and naming_kanaal):
-            which = " or ".join(repr(n) for n in names) or "(unnamed)"
-            message = (
-                f"the publisher has not registered kanaal {which} yet at the NC; have the "
-                "publisher register it (POST /kanaal) or correct the name, then retry"
-            )
-        elif code == "invalid-callback-url":
-            message = _HINTS[code].format(url=(body or {}).get("callbackUrl"))
+        if names and status == 400 and any(p.get("name") in ("kanaal", "naam") for p in params):
+            hint = _HINTS["kanaal_naam"]  # a 400 about the kanaal's name, whatever its code
         elif code == "inconsistent-abonnement-filters":
-            message = self._filters_hint(body)
+            hint = self._filters_hint(body)
         elif code in _HINTS:
-            message = _HINTS[code]
+            hint = _HINTS[code]
         elif status in (401, 403):
-            message = (
+            hint = (
                 f"the NC refused client_id {self.client_id!r} (HTTP {status}): check "
                 f"client_id/secret and that the NC grants this client the scope {scope}"
             )
         else:
-            details = "; ".join(
-                f"{p.get('name')}: {p.get('reason')} ({p.get('code')})" for p in params
+            hint = f"the NC answered {status} to {method} {url}: " + (
+                "; ".join(f"{p.get('name')}: {p.get('reason')} ({p.get('code')})" for p in params)
+                or str(problem.get("detail") or response.reason)
             )
-            message = f"the NC answered {status} to {method} {url}: " + (
-                details or str(problem.get("detail") or response.reason)
-            )
+        which = " or ".join(repr(n) for n in names) or "(unnamed)"
+        message = hint.format(kanaal=which, url=(body or {}).get("callbackUrl"))
         return NCError(message, status=status, code=code, problem=problem)
 
     def _filters_hint(self, body: Any) -> str:
-        for group in (body or {}).get("kanalen", []):
+        for group in body.get("kanalen", []):
             try:
                 kanaal = self.get_kanaal(group["naam"])
             except NCError:  # only a hint: never hide the original refusal
-                kanaal = None
-            allowed = set(kanaal.get("filters", [])) if kanaal else set()
-            keys = set(group.get("filters", {}))
+                continue
+            allowed, keys = set(kanaal["filters"] if kanaal else ()), set(group["filters"])
             if kanaal and not (keys <= allowed or allowed <= keys):
                 return (
-                    f"filter keys must be a subset or superset of the kanaal's filters "
-                    f"{sorted(allowed)}: kanaal {group['naam']!r} got {sorted(keys)}"
+                    (
+                        f"filter keys must be a subset or superset of the kanaal's filters "
+                        f"{sorted(allowed)}: kanaal {group['naam']!r} got {sorted(keys)}"
+                    )
+                    .replace("{", "{{")
+                    .replace("}", "}}")
                 )
         return "filter keys must be a subset or superset of the kanaal's filters [...]"
 
-    def _wait(self, attempt: int, method: str, url: str, reason: str) -> None:
-        delay = self.backoff * 2 ** (attempt - 1)
-        logger.warning("NC %s %s failed (%s); retrying in %.2f s", method, url, reason, delay)
-        time.sleep(delay)
-
 
 _HINTS = {
+    "kanaal_naam": (
+        "the publisher has not registered kanaal {kanaal} yet at the NC; have the publisher "
+        "register it (POST /kanaal) or correct the name, then retry"
+    ),
     "no-auth-on-callback-url": (
         "the NC called the callback without authorization and got a 2xx; the receiver must "
         "answer 401/403 to unauthenticated requests"
@@ -273,17 +256,16 @@ _HINTS = {
         "the NC's authorized probe of {url} did not get a 2xx (204): check "
         "NC_RECEIVER_CALLBACK_URL is reachable from the NC and that the auth value is accepted"
     ),
+    "inconsistent-abonnement-filters": "",
     "kenmerken_inconsistent": (
         "the notification's kenmerken must be a subset or superset of the kanaal's filters; "
         "check the kanaal's filters (GET /kanaal?naam=...)"
     ),
 }
-_KNOWN = {*_HINTS, "kanaal_naam", "message_kanaal", "inconsistent-abonnement-filters"}
+_HINTS["message_kanaal"] = _HINTS["kanaal_naam"]  # the same refusal, when publishing
 
 
-def _abonnement_body(
-    callback_url: str, auth: str, kanalen: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
+def _abonnement_body(callback_url: str, auth: str, kanalen: Kanalen) -> dict[str, Any]:
     return {
         "callbackUrl": callback_url,
         "auth": auth,

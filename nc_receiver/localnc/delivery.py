@@ -8,6 +8,7 @@ retried on anything but a 2xx along a backoff schedule and then dropped.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,6 +47,13 @@ def probe(url: str, auth: str | None, *, timeout: float = TIMEOUT) -> int | None
     except requests.RequestException as exc:
         logger.info("probe of %s failed: %s", url, type(exc).__name__)
         return None
+
+
+def delivery_body(message: Mapping[str, object]) -> bytes:
+    """The bytes a callback receives: ``json.dumps`` (ASCII escapes), in the NC's key order."""
+    order = ("actie", "kanaal", "resource", "source", "kenmerken", "hoofdObject", "resourceUrl")
+    ordered = {k: message[k] for k in (*order, "aanmaakdatum") if k in message}
+    return json.dumps(ordered).encode()
 
 
 def matches(abonnement: Abonnement, kanaal: str, kenmerken: Mapping[str, str]) -> bool:

@@ -41,6 +41,11 @@ class Kanaal:
     documentatie_link: str = ""
     filters: tuple[str, ...] = ()
 
+    def matches_filter_names(self, keys: Iterable[str]) -> bool:
+        """True when ``keys`` are a subset or a superset of this kanaal's filters."""
+        given, allowed = set(keys), set(self.filters)
+        return given <= allowed or allowed <= given
+
 
 @dataclass(frozen=True)
 class FilterGroup:

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Response, current_app, request
 
-from .delivery import Deliverer, probe, select
+from .delivery import Deliverer, delivery_body, probe, select
 from .store import Abonnement, Kanaal, Store
 from .validation import (
     AbonnementInput,
@@ -41,13 +41,8 @@ class Problem(Exception):
 
     def __init__(self, status: int, code: str, title: str, detail: str, kind: str) -> None:
         super().__init__(detail)
-        self.status, self.code, self.title, self.detail, self.kind = (
-            status,
-            code,
-            title,
-            detail,
-            kind,
-        )
+        self.status, self.code, self.title, self.detail = status, code, title, detail
+        self.kind = kind  # names the type URI: .../ref/fouten/<kind>/
 
 
 def current_state() -> State:
@@ -71,9 +66,6 @@ def _json(data: Any, status: int = 200, location: str | None = None) -> Response
     if location:
         response.headers["Location"] = location
     return response
-
-
-# -- kanalen -----------------------------------------------------------------------------
 
 
 def _render_kanaal(kanaal: Kanaal) -> dict[str, Any]:
@@ -105,9 +97,6 @@ def kanaal_read(kanaal_uuid: uuid.UUID) -> Response:
     if kanaal is None:
         raise _not_found()
     return _json(_render_kanaal(kanaal))
-
-
-# -- abonnementen ------------------------------------------------------------------------
 
 
 def _render_abonnement(abonnement: Abonnement) -> dict[str, Any]:
@@ -152,8 +141,7 @@ def _validated(data: AbonnementInput, existing: Abonnement | None) -> Abonnement
         kanaal = state.store.find_kanaal(group.naam)
         if kanaal is None:
             raise invalid("naam", "kanaal_naam", "Kanaal met deze naam bestaat niet.")
-        keys, allowed = set(group.filters), set(kanaal.filters)
-        if not (keys <= allowed or allowed <= keys):
+        if not kanaal.matches_filter_names(group.filters):
             raise invalid(
                 "filters",
                 "inconsistent-abonnement-filters",
@@ -204,9 +192,6 @@ def abonnement_delete(abonnement_uuid: uuid.UUID) -> Response:
     return Response(status=204)
 
 
-# -- publishing --------------------------------------------------------------------------
-
-
 def notificaties_create() -> Response:
     state = current_state()
     message = parse_message(_body())
@@ -214,8 +199,7 @@ def notificaties_create() -> Response:
     if kanaal is None:
         raise invalid("kanaal", "message_kanaal", "Kanaal bestaat niet.")
     kenmerken: dict[str, str] | None = message.get("kenmerken")
-    keys, allowed = set(kenmerken or ()), set(kanaal.filters)
-    if not (keys <= allowed or allowed <= keys):
+    if not kanaal.matches_filter_names(kenmerken or {}):
         raise invalid(
             "kenmerken", "kenmerken_inconsistent", "Kenmerken aren't consistent with kanaal filters"
         )
@@ -225,18 +209,7 @@ def notificaties_create() -> Response:
     wire["aanmaakdatum"] = format_datetime(message["aanmaakdatum"])
     if kenmerken is not None:
         wire["kenmerken"] = {to_camel(k): v for k, v in kenmerken.items()}
-    # The real NC forwards the keys in this order; receivers must not care.
-    order = [
-        "actie",
-        "kanaal",
-        "resource",
-        "source",
-        "kenmerken",
-        "hoofdObject",
-        "resourceUrl",
-        "aanmaakdatum",
-    ]
-    body = json.dumps({k: wire[k] for k in order if k in wire}).encode()
+    body = delivery_body(wire)
     for abonnement in select(state.store.list_abonnementen(), kanaal.naam, kenmerken or {}):
         state.deliverer.deliver(abonnement, body)
     return _json(wire, 201)
