@@ -46,7 +46,12 @@ class Dispatcher:
         for router in self.routers:
             out.extend((router._name_for(h), h) for h in router._any)
         seen: set[str] = set()
-        return [pair for pair in out if not (pair[0] in seen or seen.add(pair[0]))]
+        unique = []
+        for pair in out:
+            if pair[0] not in seen:
+                seen.add(pair[0])
+                unique.append(pair)
+        return unique
 
     def handler_by_name(self, name: str) -> Handler | None:
         for router in self.routers:

@@ -197,7 +197,8 @@ class Router:
     def on_any(self, func: F) -> F:
         """Decorator: run the function for every accepted notification (after routed ones)."""
         if not callable(func):
-            raise TypeError("@on_any decorates a function: write @receiver.on_any without arguments.")
+            raise TypeError(
+                "@on_any decorates a function: write @receiver.on_any without arguments.")
         self._name_for(func)
         self._any.append(func)
         return func
@@ -220,7 +221,12 @@ class Router:
         if len(found) > 1:
             found.sort(key=_order)
             seen: set[int] = set()
-            found = [r for r in found if not (id(r.handler) in seen or seen.add(id(r.handler)))]
+            unique = []
+            for route in found:
+                if id(route.handler) not in seen:
+                    seen.add(id(route.handler))
+                    unique.append(route)
+            found = unique
         return found
 
     def _name_for(self, handler: Callable[..., Any]) -> str:

@@ -8,6 +8,7 @@ strict where it matters (required fields, types, lengths).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from types import MappingProxyType
@@ -26,6 +27,9 @@ KNOWN = ("kanaal", "hoofdObject", "resource", "resourceUrl", "actie", "aanmaakda
          "kenmerken", "source")
 
 
+_WHITESPACE = re.compile(r"\s").search
+
+
 class _Uri(fields.String):
     """An absolute http(s) URL; hostnames without a TLD (``openzaak``, ``localhost``) pass."""
 
@@ -39,7 +43,7 @@ class _Uri(fields.String):
             parts.port  # noqa: B018  (raises ValueError on a bad port)
         except ValueError:
             ok = False
-        if not ok or any(c.isspace() for c in text):
+        if not ok or _WHITESPACE(text):
             raise MarshmallowError("Not a valid URL.")
         return text
 
@@ -58,7 +62,7 @@ def parse_datetime(text: str) -> datetime:
     return parsed
 
 
-class _DateTime(fields.Field):
+class _DateTime(fields.Field):  # type: ignore[type-arg]  # generic in marshmallow 4 only
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         if not isinstance(value, str):
             raise MarshmallowError("Not a valid date-time: send an RFC 3339 string.")
@@ -68,7 +72,7 @@ class _DateTime(fields.Field):
             raise MarshmallowError("Not a valid RFC 3339 date-time.") from None
 
 
-class _Kenmerken(fields.Field):
+class _Kenmerken(fields.Field):  # type: ignore[type-arg]
     """An object of string → string; also the 2019 form, a list of single-key objects."""
 
     def _deserialize(
@@ -123,7 +127,7 @@ def notification_from_json(data: Any, raw: bytes = b"", cloudevent: Any = None) 
     try:
         loaded = _schema.load(data)
     except MarshmallowError as exc:
-        raise _invalid(exc.normalized_messages()) from None
+        raise _invalid(exc.normalized_messages()) from None  # type: ignore[no-untyped-call]
     extra = {k: v for k, v in loaded.items() if k not in KNOWN}
     return Notification(
         kanaal=loaded["kanaal"],

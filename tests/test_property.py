@@ -6,8 +6,8 @@ Never a 5xx; every rejection a small problem+json; every valid, authenticated on
 from __future__ import annotations
 
 import json
-from datetime import timedelta, timezone
 from collections.abc import Iterator
+from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
