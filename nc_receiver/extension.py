@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .auth import Authenticator
 from .delivery import Delivery, SyncDelivery
 from .dispatch import Dispatcher
-from .routing import Router, default_router
+from .routing import Router
 from .settings import Settings
 
 if TYPE_CHECKING:
