@@ -16,6 +16,7 @@ from .exceptions import (
     ValidationError,
 )
 from .extension import NotificationReceiver
+from .nc_client import NCClient
 from .notification import Notification
 from .routing import Route, Router, default_router, on, on_any, on_error
 from .schema import parse_body
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigurationError",
     "HandlerError",
     "Identity",
+    "NCClient",
     "NCError",
     "NCReceiverError",
     "NCUnavailable",
