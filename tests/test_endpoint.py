@@ -271,3 +271,51 @@ def test_kenmerk_values_and_tokens_never_logged_at_info(make_app: Any, serve: An
                   headers={**AUTH, "Authorization": "Bearer wrong-secret-token"})
     assert "224557609" not in caplog.text and "openbaar" not in caplog.text
     assert TOKEN not in caplog.text and "wrong-secret-token" not in caplog.text
+
+
+def test_cloudevent_delivery_reaches_the_same_handler(make_app: Any, serve: Any,
+                                                      http: requests.Session) -> None:
+    app, ran = recording_app(make_app)
+    server = serve(app)
+    body = json.loads(delivery_body())
+    event = {
+        "specversion": "1.0", "id": "0f6b7c6e-8d1c-4d1e-9a53-5f2f3f7b1a01",
+        "source": "urn:nld:oin:00000001823288444000:systeem:open-zaak",
+        "type": "nl.overheid.zaken.status.create",
+        "subject": body["resourceUrl"].rsplit("/", 1)[1], "time": body["aanmaakdatum"],
+        "datacontenttype": "application/json",
+        "data": {**body["kenmerken"], "hoofdObject": body["hoofdObject"],
+                 "resourceUrl": body["resourceUrl"]},
+    }
+    resp = http.post(server.url + CALLBACK, data=json.dumps(event),
+                     headers={**AUTH, "Content-Type": "application/cloudevents+json"})
+    assert resp.status_code == 204
+    (name, n), = ran
+    assert name == "status_created"
+    assert n.resource_url == body["resourceUrl"]
+    assert n.dedup_key == "ce:0f6b7c6e-8d1c-4d1e-9a53-5f2f3f7b1a01"
+
+
+def test_chunked_body_over_the_limit_is_413(make_app: Any, serve: Any) -> None:
+    app, ran = recording_app(make_app, max_body_size=1000)
+    server = serve(app)
+    chunk = b"x" * 800
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(3)) + b"0\r\n\r\n"
+    request = (f"POST {CALLBACK} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+               "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    status, headers, body = raw_request(server.port, request + chunked)
+    assert status == 413
+    assert json.loads(body)["code"] == "too_large"
+    assert ran == []
+
+
+def test_chunked_body_within_the_limit_is_accepted(make_app: Any, serve: Any) -> None:
+    app, ran = recording_app(make_app)
+    server = serve(app)
+    body = delivery_body()
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    request = (f"POST {CALLBACK} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+               "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    status, _, _ = raw_request(server.port, request + chunked)
+    assert status == 204
+    assert [name for name, _ in ran] == ["status_created"]
