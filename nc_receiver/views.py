@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import HTTPException
 
 from . import signals
 from .exceptions import HandlerError, RequestRejected
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 JSON_TYPES = ("application/json", "application/cloudevents+json")
 _METHODS = ["POST", "GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _NO_CONTENT_HEADERS = {"API-version": API_VERSION}
+_UNAVAILABLE = "The notification could not be stored or queued; send it again later."
 
 
 class _NoContent(Response):
@@ -42,7 +44,22 @@ def make_blueprint(state: _State, name: str) -> Blueprint:
         state.settings.callback_path, endpoint="callback", view_func=callback,
         methods=_METHODS, provide_automatic_options=False,
     )
+    bp.register_error_handler(HTTPException, _http_error)
+    bp.register_error_handler(Exception, _unexpected)
     return bp
+
+
+def _http_error(exc: HTTPException) -> Response:
+    """Werkzeug's own errors while reading the request (short body, too large) as problems."""
+    status = exc.code or 400
+    code = {413: "too_large"}.get(status, "bad_request")
+    return _reject(code, problem(status, code, "The request could not be read completely."))
+
+
+def _unexpected(exc: Exception) -> Response:
+    """A bug of ours: a problem+json 500 without details (the traceback goes to the log)."""
+    log.exception("nc_receiver: unexpected error in the callback")
+    return _answer(problem(500, "server_error", "The notification could not be processed."))
 
 
 def _answer(triple: tuple[bytes, int, dict[str, str]]) -> Response:
@@ -97,4 +114,11 @@ def _handle(state: _State) -> Response:
                                "A handler failed; the NC will deliver the notification again."))
     except RequestRejected as exc:
         return _reject(exc.code, from_rejection(exc))
+    except Exception as exc:  # storage or broker down: a definite 503, and the NC retries
+        log.error("nc_receiver: could not accept a notification (%s delivery): %s",
+                  state.delivery.mode, type(exc).__name__)
+        log.debug("nc_receiver: accept() raised", exc_info=exc)
+        resp = _answer(problem(503, "unavailable", _UNAVAILABLE))
+        resp.headers["Retry-After"] = "5"
+        return resp
     return _NoContent(status=204, headers=_NO_CONTENT_HEADERS)

@@ -319,3 +319,24 @@ def test_chunked_body_within_the_limit_is_accepted(make_app: Any, serve: Any) ->
     status, _, _ = raw_request(server.port, request + chunked)
     assert status == 204
     assert [name for name, _ in ran] == ["status_created"]
+
+
+def test_body_shorter_than_content_length_is_a_problem(make_app: Any, serve: Any) -> None:
+    app, ran = recording_app(make_app)
+    server = serve(app)
+    request = (f"POST {CALLBACK} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+               "Content-Type: application/json\r\nContent-Length: 500\r\n"
+               "Connection: close\r\n\r\n").encode()
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(request + b'{"kanaal": "za')
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split()[1] == b"400"
+    assert b"application/problem+json" in head
+    assert json.loads(body)["code"] in ("bad_request", "parse_error")
+    assert ran == []
