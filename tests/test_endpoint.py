@@ -340,3 +340,21 @@ def test_body_shorter_than_content_length_is_a_problem(make_app: Any, serve: Any
     assert b"application/problem+json" in head
     assert json.loads(body)["code"] in ("bad_request", "parse_error")
     assert ran == []
+
+
+def test_a_crashing_signal_subscriber_gives_a_problem_500(make_app: Any, serve: Any,
+                                                          http: requests.Session,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    app, ran = recording_app(make_app)
+    server = serve(app)
+
+    def broken(sender: Any, **kwargs: Any) -> None:
+        raise KeyError("subscriber bug")
+
+    with signals.notification_received.connected_to(broken, sender=app):
+        resp = http.post(server.url + CALLBACK, data=delivery_body(), headers=AUTH)
+    assert resp.status_code == 500
+    assert resp.headers["Content-Type"] == "application/problem+json"
+    assert resp.json()["code"] == "server_error"
+    assert "subscriber bug" not in resp.text
+    assert "unexpected error in the callback" in caplog.text
