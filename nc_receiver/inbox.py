@@ -295,14 +295,15 @@ class Inbox:
             )
         return cur.rowcount == 1
 
-    def fail(self, task: Task, error: str) -> Failure:
+    def fail(self, task: Task, error: str, *, permanent: bool = False) -> Failure:
         """Record a failed attempt: retry later with backoff, or ``dead`` when out of attempts.
 
-        The error text (its last 10 000 characters) and the attempt count are kept.
-        Returns ``lost`` and changes nothing if the lease was taken over meanwhile.
+        ``permanent`` dead-letters the task at once. The error text (its last 10 000
+        characters) and the attempt count are kept. Returns ``lost`` and changes nothing
+        if the lease was taken over meanwhile.
         """
         now = self.clock()
-        dead = task.attempts >= self.max_attempts
+        dead = permanent or task.attempts >= self.max_attempts
         due = now if dead else now + self.backoff(task.attempts)
         with self._relaxed.transaction() as conn:
             cur = conn.execute(

@@ -147,7 +147,7 @@ class Settings:
     jwt_leeway: float = _opt(_number, 60.0)
     jwt_max_age: float | None = _opt(_opt_number, None)
     max_body_size: int = _opt(_int, 64 * 1024)
-    delivery: str = _opt(_delivery, "sync")
+    delivery: str = _opt(_delivery, "inbox")
     inbox_path: str | None = _opt(_opt_text, None)
     worker_threads: int = _opt(_int, 4)
     dedup_window: float = _opt(_number, 86400.0)
@@ -157,6 +157,8 @@ class Settings:
     lease_seconds: float = _opt(_number, 300.0)
     celery_broker_url: str | None = _opt(_opt_text, None)
     celery_queue: str = _opt(_text, "nc_receiver")
+    celery_app: Any = _opt(lambda k, v: v, None)
+    celery_redis_url: str | None = _opt(_opt_text, None)
     nc_url: str | None = _opt(_opt_text, None)
     nc_client_id: str | None = _opt(_opt_text, None)
     nc_secret: str | None = _opt(_opt_text, None)
@@ -164,6 +166,8 @@ class Settings:
     subscribe_on_startup: bool = _opt(_bool, True)
     kanalen: Mapping[str, list[dict[str, str]]] | None = _opt(_kanalen, None)
     fetch_credentials: Mapping[str, Any] = _opt(lambda k, v: dict(v or {}), None)
+    fetch_timeout: float = _opt(_number, 10.0)
+    fetch_retries: int = _opt(_int, 3)
 
     @classmethod
     def keys(cls) -> list[str]:

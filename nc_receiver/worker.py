@@ -3,11 +3,12 @@
 ``InboxWorker(inbox, run_task)`` starts ``threads`` daemon threads on ``start()``. Each
 claims one task at a time, calls ``run_task(task)`` and records the outcome: ``succeed``
 when it returns, ``fail`` when it raises (a retry with backoff, or a dead letter after the
-last attempt). ``notify()`` wakes one idle thread right after an ``add()``; otherwise idle
-threads poll every ``poll_interval`` seconds, which also picks up work that other
-processes added. The optional hooks ``on_success(task)``, ``on_retry(task, exc, next_at)``
-and ``on_dead(task, exc)`` run in the worker thread after the outcome is stored; an
-exception in a hook is logged and changes nothing.
+last attempt, or at once for a ``PermanentFailure``). ``notify()`` wakes one idle thread
+right after an ``add()``; otherwise idle threads poll every ``poll_interval`` seconds,
+which also picks up work that other processes added. The optional hooks
+``on_success(task)``, ``on_retry(task, exc, next_at)`` and ``on_dead(task, exc)`` run in
+the worker thread after the outcome is stored; an exception in a hook is logged and
+changes nothing.
 
 Every ``purge_interval`` seconds one idle thread deletes finished messages older than
 ``purge_after`` seconds (``None`` keeps them forever), so the file does not grow with
@@ -29,6 +30,7 @@ import time
 import traceback
 from collections.abc import Callable
 
+from nc_receiver.delivery import PermanentFailure
 from nc_receiver.inbox import Inbox, Task
 
 logger = logging.getLogger(__name__)
@@ -177,7 +179,10 @@ class InboxWorker:
         kind = type(exc).__qualname__
         logger.debug("Task %d (handler %r) raised.", task.id, task.handler, exc_info=exc)
         try:
-            state, next_at = self.inbox.fail(task, "".join(traceback.format_exception(exc)))
+            state, next_at = self.inbox.fail(
+                task, "".join(traceback.format_exception(exc)),
+                permanent=isinstance(exc, PermanentFailure),
+            )
         except Exception:
             logger.exception("Could not record the failure of task %d.", task.id)
             return
