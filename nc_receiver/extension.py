@@ -16,6 +16,8 @@ from .settings import Settings
 if TYPE_CHECKING:
     from flask import Flask
 
+    from .subscription import SyncResult
+
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 EXTENSION_KEY = "nc_receiver"
@@ -117,6 +119,18 @@ class NotificationReceiver:
         from .startup import schedule_subscription
 
         schedule_subscription(app, state)
+
+    def subscribe(self, app: Flask) -> SyncResult:
+        """Create or update our abonnement at the NC now; idempotent (see ``subscription``)."""
+        from .startup import subscribe
+
+        return subscribe(app, self.state(app))
+
+    def unsubscribe(self, app: Flask) -> int:
+        """Delete every abonnement at the NC that points at our callback; return how many."""
+        from .startup import build_subscription
+
+        return build_subscription(app, self.state(app)).unsubscribe()
 
     @staticmethod
     def state(app: Flask) -> _State:
