@@ -8,7 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .fetch import Resource
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -63,6 +66,18 @@ class Notification:
             separators=(",", ":"),
         )
         return hashlib.sha256(ident.encode()).hexdigest()
+
+    def fetch_resource(self) -> Resource:
+        """GET ``resource_url`` with the current app's fetch credentials (see ``fetch``)."""
+        from .fetch import fetch
+
+        return fetch(self.resource_url)
+
+    def fetch_hoofd_object(self) -> Resource:
+        """GET ``hoofd_object`` with the current app's fetch credentials (see ``fetch``)."""
+        from .fetch import fetch
+
+        return fetch(self.hoofd_object)
 
     def to_dict(self) -> dict[str, Any]:
         """The notification in the NC's wire form (camelCase keys)."""
