@@ -5,7 +5,10 @@ Run it on its own with::
     NC_RECEIVER_AUTH_TOKENS=sometoken flask --app examples.zaken_consumer run
 
 and point an abonnement at ``http://<host>:5000/callback`` with ``auth`` =
-``Bearer sometoken``. ``examples/demo.py`` drives it without an NC.
+``Bearer sometoken`` -- or let it subscribe by itself: also set ``NC_RECEIVER_NC_URL``,
+``NC_RECEIVER_NC_CLIENT_ID``, ``NC_RECEIVER_NC_SECRET`` and ``NC_RECEIVER_CALLBACK_URL``.
+It subscribes to :data:`SUBSCRIPTION` (only our organisation's zaken). ``examples/demo.py``
+drives it with captured traffic and with a local NC.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from nc_receiver import Notification, NotificationReceiver
 
 log = logging.getLogger("zaken_consumer")
 receiver = NotificationReceiver()
+OUR_ORGANISATION = "224557609"
+#: NC_RECEIVER_KANALEN: narrower than what the handlers want (status_created takes any zaak).
+SUBSCRIPTION = {"zaken": {"bronorganisatie": OUR_ORGANISATION}, "documenten": {}}
 
 # What the dashboard knows; a real consumer would fetch resource_url and store it.
 EVENTS: list[dict[str, str]] = []
@@ -37,7 +43,7 @@ def status_created(n: Notification) -> None:
     _record("status_created", n)
 
 
-@receiver.on("zaken", "zaak", bronorganisatie="224557609")
+@receiver.on("zaken", "zaak", bronorganisatie=OUR_ORGANISATION)
 def our_zaak_changed(n: Notification) -> None:
     """Any change to a zaak of our own organisation (the kenmerk is matched exactly)."""
     _record("our_zaak_changed", n)
@@ -61,7 +67,7 @@ def report(n: Notification, handler: str, exc: BaseException) -> None:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
-    app.config.update(NC_RECEIVER_CALLBACK_PATH="/callback")
+    app.config.update(NC_RECEIVER_CALLBACK_PATH="/callback", NC_RECEIVER_KANALEN=SUBSCRIPTION)
     app.config.update(config or {})
     receiver.init_app(app)
 

@@ -43,6 +43,8 @@ PROBE_BODY = (
 )
 #: How long the thread waits for our callback to answer before it subscribes anyway.
 READY_TIMEOUT = 60.0
+#: The User-Agent of that readiness check, so that it can be told apart in access logs.
+READY_AGENT = "nc-receiver-startup"
 
 
 @dataclass(eq=False)
@@ -156,8 +158,8 @@ def wait_until_serving(url: str, stopping: threading.Event, timeout: float) -> i
     deadline, delay, status = time.monotonic() + timeout, 0.05, None
     while not stopping.is_set():
         try:
-            response = requests.post(url, data=PROBE_BODY, timeout=2,
-                                     headers={"Content-Type": "application/json"})
+            response = requests.post(url, data=PROBE_BODY, timeout=2, headers={
+                "Content-Type": "application/json", "User-Agent": READY_AGENT})
             status = response.status_code
         except requests.RequestException:
             status = None
