@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,11 +24,13 @@ from .exceptions import ConfigurationError, NCError
 from .nc_client import NCClient, uuid_from_url
 from .routing import ANY, Router, camelize
 
-log = logging.getLogger(__name__)
+try:
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 MAX_CALLBACK_URL, MAX_AUTH = 200, 1000  # Open Notificaties' limits (not in the 1.0.1 spec)
-RECORD_FILE = "nc_receiver-subscription.json"
-LOCK_FILE = "nc_receiver-subscription.lock"
+RECORD_FILE, LOCK_FILE = "nc_receiver-subscription.json", "nc_receiver-subscription.lock"
 Groups = Mapping[str, Sequence[Mapping[str, str]]]
 
 
@@ -244,14 +245,7 @@ class Subscription:
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with open(self.state_dir / LOCK_FILE, "a+") as handle:
-            try:
-                import fcntl
-            except ImportError:  # pragma: no cover - Windows: the lowest-uuid rule still holds
-                yield
-                return
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+            if fcntl is not None:  # on Windows only the lowest-uuid rule holds
+                fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+            yield
 
