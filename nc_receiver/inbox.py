@@ -125,8 +125,12 @@ class InboxStats(TypedDict):
 class _Pool:
     """Reusable connections at one ``synchronous`` level, shared by any number of threads."""
 
-    def __init__(self, path: str, synchronous: str, timeout: float, keep: int = 16) -> None:
+    def __init__(self, path: str, synchronous: str, timeout: float, keep: int = 16,
+                 writer: threading.Lock | None = None) -> None:
         self._args = (path, synchronous, timeout)
+        # One writer at a time per process: threads queue on a lock instead of in SQLite's
+        # busy handler, whose sleeps (up to 100 ms each) would stall the 204s.
+        self._writer = writer or threading.Lock()
         self._keep = keep
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -147,8 +151,12 @@ class _Pool:
             if self._pid != os.getpid():
                 self._inherited += self._idle
                 self._idle, self._pid = [], os.getpid()
+                self._writer = threading.Lock()  # another thread may have held it at fork()
             conn = self._idle.pop() if self._idle else None
         conn = conn or self._connect()
+        writing = begin != "BEGIN"
+        if writing:
+            self._writer.acquire()
         try:
             conn.execute(begin)
             yield conn
@@ -160,6 +168,8 @@ class _Pool:
                     conn.rollback()
                 except sqlite3.Error:
                     broken = True
+            if writing:
+                self._writer.release()
             with self._lock:
                 keep = not broken and len(self._idle) < self._keep
                 if keep:
@@ -203,8 +213,9 @@ class Inbox:
         self.backoff_max = backoff_max
         self.clock = clock
         relaxed = "NORMAL" if synchronous in ("FULL", "EXTRA") else synchronous
-        self._durable = _Pool(self.path, synchronous, busy_timeout)
-        self._relaxed = _Pool(self.path, relaxed, busy_timeout)
+        writer = threading.Lock()
+        self._durable = _Pool(self.path, synchronous, busy_timeout, writer=writer)
+        self._relaxed = _Pool(self.path, relaxed, busy_timeout, writer=writer)
         with closing(sqlite3.connect(self.path, timeout=busy_timeout)) as conn:
             conn.execute("PRAGMA journal_mode = WAL")  # persistent: once per file is enough
         with self._relaxed.transaction() as conn:

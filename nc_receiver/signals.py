@@ -6,10 +6,14 @@ so ``signal.connect(func, sender=app)`` scopes a subscriber to one app. Keyword 
 ==========================  ================================================================
 ``notification_received``   ``notification``, ``identity`` — authenticated and valid,
                             before delivery (probes included; check ``is_probe``)
-``notification_handled``    ``notification``, ``handlers`` (names that ran) — all succeeded
-``handler_failed``          ``notification``, ``handler`` (name), ``error`` (the exception)
+``notification_handled``    ``notification``, ``handlers`` (names that ran) — all succeeded;
+                            in the inbox and celery modes once per handler as it succeeds,
+                            from the worker
+``handler_failed``          ``notification``, ``handler`` (name), ``error`` (the exception);
+                            on every failed attempt
 ``notification_rejected``   ``status``, ``code`` — a 4xx answer (no payload is passed)
 ``notification_queued``     ``notification``, ``mode`` (``inbox``/``celery``), ``duplicate``
+                            — stored or published (in the request, before the 204)
 ``handler_retried``         ``notification``, ``handler``, ``error``, ``attempt``, ``delay``
 ``notification_dead_lettered``  ``notification``, ``handler``, ``error``, ``attempts``
 ``subscription_synced``     ``action`` (``created``/``updated``/``unchanged``), ``abonnement``
