@@ -128,12 +128,14 @@ class Authenticator:
             raise AuthorizationError("The token's signature or claims are not valid.") from None
         now = time.time()
         valid_for = self._cache_ttl
-        if isinstance(claims.get("exp"), (int, float)):
-            valid_for = min(valid_for, claims["exp"] + self._leeway - now)
+        exp = _seconds(claims.get("exp"))
+        if exp is not None:
+            valid_for = min(valid_for, exp + self._leeway - now)
         if self._max_age is not None:
-            iat = claims.get("iat")
-            if not isinstance(iat, (int, float)):
-                raise AuthorizationError("The token has no 'iat' claim, which is required here.")
+            iat = _seconds(claims.get("iat"))
+            if iat is None:
+                raise AuthorizationError("The token has no usable 'iat' claim, which is "
+                                         "required here.")
             age_left = iat + self._max_age + self._leeway - now
             if age_left <= 0:
                 raise AuthorizationError("The token is older than the maximum age accepted.")
@@ -148,6 +150,13 @@ class Authenticator:
             self._cache.move_to_end(header)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+
+
+def _seconds(value: Any) -> float | None:
+    """A numeric date claim as float seconds, clamped (a signed 400-digit ``exp`` is legal)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(max(-1e12, min(1e12, value)))
 
 
 def _strip_bearer(value: str) -> str:

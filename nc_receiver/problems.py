@@ -17,7 +17,7 @@ _TITLES = {
     405: "Method not allowed.",
     413: "The request body is too large.",
     415: "Unsupported media type.",
-    500: "A handler failed; the notification will be retried by the NC.",
+    500: "The notification could not be processed; the NC will retry it.",
     503: "The notification could not be stored; try again.",
 }
 

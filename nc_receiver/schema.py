@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +27,14 @@ KNOWN = ("kanaal", "hoofdObject", "resource", "resourceUrl", "actie", "aanmaakda
          "kenmerken", "source")
 
 
-_WHITESPACE = re.compile(r"\s").search
+_WHITESPACE = re.compile(r"[\s\x00-\x1f\x7f]").search
+# RFC 3339 (and the ISO 8601 forms producers send): a time with optional seconds and
+# fraction, then an optional offset (no offset = UTC).
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
+    r"([Zz]|[+-](\d{2})(?::?(\d{2}))?)?",
+    re.ASCII,
+).fullmatch
 
 
 class _Uri(fields.String):
@@ -49,17 +56,20 @@ class _Uri(fields.String):
 
 
 def parse_datetime(text: str) -> datetime:
-    """Parse an RFC 3339 / ISO 8601 date-time; a value without offset is taken as UTC."""
-    value = text.strip()
-    if len(value) < 16 or len(value) > 40 or value[10] not in "tT ":
+    """Parse an RFC 3339 / ISO 8601 date-time; a value without offset is taken as UTC.
+
+    Seconds and the fraction are optional; a fraction beyond microseconds is truncated.
+    """
+    m = _RFC3339(text.strip()) if len(text) <= 40 else None
+    if m is None:
         raise ValueError("not an RFC 3339 date-time")
-    value = value[:10] + "T" + value[11:]
-    if value[-1:] in "zZ":
-        value = value[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed
+    year, month, day, hour, minute, second, fraction, zone, oh, om = m.groups()
+    tz = timezone.utc
+    if zone and zone not in "zZ":
+        delta = timedelta(hours=int(oh), minutes=int(om or 0))
+        tz = timezone(delta if zone[0] == "+" else -delta)  # ValueError beyond ±24 h
+    return datetime(int(year), int(month), int(day), int(hour), int(minute),
+                    int(second or 0), int((fraction or "0").ljust(6, "0")[:6]), tzinfo=tz)
 
 
 class _DateTime(fields.Field):  # type: ignore[type-arg]  # generic in marshmallow 4 only

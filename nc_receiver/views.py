@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, request
+from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
 from . import signals
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json", "application/cloudevents+json")
-_METHODS = ["POST", "GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _NO_CONTENT_HEADERS = {"API-version": API_VERSION}
 _UNAVAILABLE = "The notification could not be stored or queued; send it again later."
 
@@ -40,10 +40,17 @@ def make_blueprint(state: _State, name: str) -> Blueprint:
     def callback() -> Response:
         return _handle(state)
 
-    bp.add_url_rule(
-        state.settings.callback_path, endpoint="callback", view_func=callback,
-        methods=_METHODS, provide_automatic_options=False,
-    )
+    endpoint = f"{name}.callback"
+
+    def add_rule(setup: BlueprintSetupState) -> None:
+        # A rule without a method list matches every method (TRACE, PROPFIND, lower-case
+        # "post", ...), so each of them reaches the view and gets our 405 problem, instead
+        # of Flask's HTML 405 from routing, which no blueprint error handler can see.
+        app = setup.app
+        app.url_map.add(app.url_rule_class(state.settings.callback_path, endpoint=endpoint))
+        app.view_functions[endpoint] = callback
+
+    bp.record_once(add_rule)
     bp.register_error_handler(HTTPException, _http_error)
     bp.register_error_handler(Exception, _unexpected)
     return bp
@@ -95,7 +102,15 @@ def _handle(state: _State) -> Response:
             return _reject("unsupported_media_type", problem(
                 415, "unsupported_media_type",
                 "Send the notification as application/json (or application/cloudevents+json)."))
-        raw = request.stream.read(limit + 1)
+        try:
+            raw = request.stream.read(limit + 1)
+        except OSError:  # werkzeug's dechunker: a malformed or cut-off chunked body
+            raw = None
+        if raw is None or (length is not None and len(raw) < length):
+            return _reject("bad_request", problem(
+                400, "bad_request", "The request body is incomplete or malformed.",
+                invalid_params=[{"name": "body", "code": "incomplete",
+                                 "reason": "The body did not arrive completely."}]))
         if len(raw) > limit:
             return _reject("too_large", problem(413, "too_large",
                                           f"The body must be at most {limit} bytes."))
