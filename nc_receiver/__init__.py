@@ -21,6 +21,7 @@ from .notification import Notification
 from .routing import Route, Router, default_router, on, on_any, on_error
 from .schema import parse_body
 from .settings import Settings
+from .subscription import Subscription, SyncResult
 from .tokens import make_zgw_jwt
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "Route",
     "Router",
     "Settings",
+    "Subscription",
+    "SyncResult",
     "ValidationError",
     "default_router",
     "make_zgw_jwt",
