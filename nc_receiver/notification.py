@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,21 +50,19 @@ class Notification:
         The NC sends no message id; a redelivery carries the same content, so the key is
         a hash of the fields that identify the event. A CloudEvent's ``id`` is used as-is.
         """
-        if self.cloudevent and self.cloudevent.get("id"):
-            return "ce:" + str(self.cloudevent["id"])
-        ident = json.dumps(
-            [
-                self.kanaal,
-                self.hoofd_object,
-                self.resource,
-                self.resource_url,
-                self.actie,
-                self.aanmaakdatum.isoformat(),
-                sorted(self.kenmerken.items()),
-            ],
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(ident.encode()).hexdigest()
+        key: str | None = self.context.get("dedup_key")
+        if key is None:
+            if self.cloudevent and self.cloudevent.get("id"):
+                key = "ce:" + str(self.cloudevent["id"])
+            else:
+                parts = [self.kanaal, self.hoofd_object, self.resource, self.resource_url,
+                         self.actie, self.aanmaakdatum.isoformat()]
+                parts += [p for item in sorted(self.kenmerken.items()) for p in item]
+                # Length-prefixed, so no value can shift another's boundary.
+                ident = "".join(f"{len(p)}:{p}" for p in parts)
+                key = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
+            self.context["dedup_key"] = key
+        return key
 
     def fetch_resource(self) -> Resource:
         """GET ``resource_url`` with the current app's fetch credentials (see ``fetch``)."""

@@ -84,26 +84,28 @@ def _reject(code: str, triple: tuple[bytes, int, dict[str, str]]) -> Response:
 
 
 def _handle(state: _State) -> Response:
-    if request.method != "POST":
+    # The real objects once, instead of a context-local lookup per attribute access.
+    req: Any = request._get_current_object()  # type: ignore[attr-defined]
+    if req.method != "POST":
         resp = _reject("method_not_allowed", problem(405, "method_not_allowed",
                                       "The callback accepts POST only."))
         resp.headers["Allow"] = "POST"
         return resp
     app: Any = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        identity = state.authenticator.authenticate(request.headers.get("Authorization"))
-        length = request.content_length
+        identity = state.authenticator.authenticate(req.headers.get("Authorization"))
+        length = req.content_length
         limit = state.settings.max_body_size
         if length is not None and length > limit:
             return _reject("too_large", problem(413, "too_large",
                                           f"The body must be at most {limit} bytes."))
-        mimetype = request.mimetype
+        mimetype = req.mimetype
         if mimetype not in JSON_TYPES:
             return _reject("unsupported_media_type", problem(
                 415, "unsupported_media_type",
                 "Send the notification as application/json (or application/cloudevents+json)."))
         try:
-            raw = request.stream.read(limit + 1)
+            raw = req.stream.read(limit + 1)
         except OSError:  # werkzeug's dechunker: a malformed or cut-off chunked body
             raw = None
         if raw is None or (length is not None and len(raw) < length):
