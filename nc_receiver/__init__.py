@@ -8,14 +8,17 @@ from .exceptions import (
     AuthenticationError,
     AuthorizationError,
     ConfigurationError,
+    DeliveryUnavailable,
     HandlerError,
     NCError,
     NCReceiverError,
     NCUnavailable,
+    PermanentFailure,
     RequestRejected,
     ValidationError,
 )
 from .extension import NotificationReceiver
+from .fetch import Fetcher, FetchError, Resource, fetch
 from .nc_client import NCClient
 from .notification import Notification
 from .routing import Route, Router, default_router, on, on_any, on_error
@@ -29,6 +32,9 @@ __all__ = [
     "Authenticator",
     "AuthorizationError",
     "ConfigurationError",
+    "DeliveryUnavailable",
+    "FetchError",
+    "Fetcher",
     "HandlerError",
     "Identity",
     "NCClient",
@@ -37,7 +43,9 @@ __all__ = [
     "NCUnavailable",
     "Notification",
     "NotificationReceiver",
+    "PermanentFailure",
     "RequestRejected",
+    "Resource",
     "Route",
     "Router",
     "Settings",
@@ -45,6 +53,7 @@ __all__ = [
     "SyncResult",
     "ValidationError",
     "default_router",
+    "fetch",
     "make_zgw_jwt",
     "on",
     "on_any",

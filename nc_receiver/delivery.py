@@ -16,18 +16,11 @@ from typing import Any, Protocol
 
 from . import signals
 from .dispatch import Dispatcher
-from .exceptions import HandlerError, NCReceiverError
+from .exceptions import DeliveryUnavailable, HandlerError, PermanentFailure
 from .notification import Notification
 
 log = logging.getLogger(__name__)
-
-
-class DeliveryUnavailable(NCReceiverError):
-    """The notification could not be stored or queued (HTTP 503; the NC sends it again)."""
-
-
-class PermanentFailure(Exception):
-    """Raise from a handler to dead-letter the notification at once, without retries."""
+__all__ = ["Delivery", "DeliveryUnavailable", "PermanentFailure", "SeenHandlers", "SyncDelivery"]
 
 
 class Delivery(Protocol):

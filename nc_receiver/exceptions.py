@@ -9,8 +9,13 @@ The tree::
     │   ├── AuthorizationError      403: credentials that are not ours
     │   └── ValidationError         400: malformed or invalid body (has ``invalid_params``)
     ├── HandlerError                one or more handlers raised (``errors`` holds them)
+    ├── DeliveryUnavailable         the inbox or the broker could not take it (HTTP 503)
     └── NCError                     the Notificatiecomponent refused or failed a call
         └── NCUnavailable           it could not be reached, or kept answering 5xx
+
+``PermanentFailure`` (not an NCReceiverError) is raised by a *handler* to dead-letter a
+notification at once, without retries. ``nc_receiver.fetch.FetchError`` is raised by the
+resource fetcher.
 
 Programmer mistakes (bad ``@on`` arguments, a second ``init_app``) raise the built-in
 ``ValueError`` / ``TypeError`` / ``RuntimeError`` instead.
@@ -85,6 +90,14 @@ class HandlerError(NCReceiverError):
         names = ", ".join(getattr(h, "__qualname__", repr(h)) for h, _ in errors)
         super().__init__(f"{len(errors)} handler(s) failed: {names}")
         self.errors = list(errors)
+
+
+class DeliveryUnavailable(NCReceiverError):
+    """The notification could not be stored or queued (HTTP 503; the NC sends it again)."""
+
+
+class PermanentFailure(Exception):
+    """Raise from a handler to dead-letter the notification at once, without retries."""
 
 
 class NCError(NCReceiverError):

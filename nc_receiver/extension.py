@@ -106,7 +106,7 @@ class NotificationReceiver:
 
     def _make_delivery(self, app: Flask, settings: Settings) -> Delivery:
         if settings.delivery == "sync":
-            return SyncDelivery(self.dispatcher)
+            return SyncDelivery(self.dispatcher, settings.dedup_window)
         if settings.delivery == "inbox":
             from .inbox_delivery import InboxDelivery
 

@@ -10,6 +10,12 @@ from flask import Flask
 from nc_receiver import ConfigurationError, NotificationReceiver, Router, Settings
 
 
+@pytest.fixture(autouse=True)
+def _sync_delivery(monkeypatch: pytest.MonkeyPatch) -> None:
+    # These apps only check configuration: no inbox file, no worker threads.
+    monkeypatch.setenv("NC_RECEIVER_DELIVERY", "sync")
+
+
 def test_defaults_are_written_back_to_app_config() -> None:
     app = Flask(__name__)
     app.config["NC_RECEIVER_AUTH_TOKENS"] = ["t"]
@@ -17,6 +23,7 @@ def test_defaults_are_written_back_to_app_config() -> None:
     assert app.config["NC_RECEIVER_CALLBACK_PATH"] == "/notificaties/callback"
     assert app.config["NC_RECEIVER_JWT_LEEWAY"] == 60.0
     assert app.config["NC_RECEIVER_MAX_BODY_SIZE"] == 65536
+    assert Settings.from_config({"NC_RECEIVER_AUTH_TOKENS": "t"}, environ={}).delivery == "inbox"
     assert set(Settings.keys()) <= set(app.config)
 
 
