@@ -3,10 +3,11 @@
 ``Inbox(path)`` opens or creates the database (WAL mode) and is safe to use from many
 threads and many processes at once. The request path calls ``add()``, which commits the
 message and its tasks in one small transaction (``synchronous=FULL`` by default, so a 204
-sent after it returns survives a crash). Workers call ``claim()``, run the handler and
-then ``succeed()`` or ``fail()``; both only count while the claim is still the task's
-latest. ``fail()`` schedules a retry with exponential backoff and jitter, or moves the
-task to ``dead`` after ``max_attempts``. Operators use ``stats()``, ``dead_letters()``,
+sent after it returns survives a crash; concurrent adds share one commit). Workers call
+``claim()``, run the handler and then ``succeed()`` (or ``succeed_many()`` for a batch),
+``fail()`` or ``release()``; these only count while the claim is still the task's latest.
+``fail()`` schedules a retry with exponential backoff and jitter, or moves the task to
+``dead`` after ``max_attempts``. Operators use ``stats()``, ``dead_letters()``,
 ``retry()`` and ``purge()``.
 
 Schema (``PRAGMA user_version = 1``)::
@@ -33,14 +34,14 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, TypedDict
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
+
+from ._sqlite import DeadLetter, Failure, GroupCommit, InboxStats, Pool, Task, TaskState
+
+__all__ = ["DeadLetter", "Failure", "Inbox", "InboxStats", "Task", "TaskState"]
 
 logger = logging.getLogger(__name__)
-
-TaskState = Literal["pending", "running", "done", "dead"]
 _SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _MAX_ERROR = 10_000
 _BATCH = 500
@@ -70,118 +71,6 @@ _DUE = "FROM nc_task WHERE state IN ('pending', 'running') AND due_at <= ?"
 _JOIN = "FROM nc_task t JOIN nc_message m ON m.id = t.message_id"
 _TASK = "t.id, t.message_id, t.handler, t.attempts, m.dedup_key, m.body, m.content_type"
 _HELD = "WHERE id = ? AND state = 'running' AND lease_owner = ? AND attempts = ?"
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    """One handler's share of one message, as claimed by ``owner``."""
-
-    id: int
-    message_id: int
-    handler: str
-    attempts: int
-    dedup_key: str
-    body: bytes = field(repr=False)
-    content_type: str
-    received_at: float
-    owner: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A task that ran out of attempts, with its message and its last error."""
-
-    task_id: int
-    message_id: int
-    handler: str
-    attempts: int
-    error: str
-    failed_at: float
-    dedup_key: str
-    body: bytes = field(repr=False)
-    content_type: str
-    received_at: float
-
-
-class Failure(NamedTuple):
-    """What ``fail()`` did: ``pending`` until ``next_attempt_at``, ``dead``, or ``lost``."""
-
-    state: Literal["pending", "dead", "lost"]
-    next_attempt_at: float | None
-
-
-class InboxStats(TypedDict):
-    """Task counts per state, messages stored and the oldest unfinished notification."""
-
-    pending: int
-    running: int
-    done: int
-    dead: int
-    messages: int
-    oldest_pending_at: float | None
-    oldest_pending_age: float | None
-
-
-class _Pool:
-    """Reusable connections at one ``synchronous`` level, shared by any number of threads."""
-
-    def __init__(self, path: str, synchronous: str, timeout: float, keep: int = 16,
-                 writer: threading.Lock | None = None) -> None:
-        self._args = (path, synchronous, timeout)
-        # One writer at a time per process: threads queue on a lock instead of in SQLite's
-        # busy handler, whose sleeps (up to 100 ms each) would stall the 204s.
-        self._writer = writer or threading.Lock()
-        self._keep = keep
-        self._idle: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-        # Connections inherited through fork() must never be used or closed by the child.
-        self._inherited: list[sqlite3.Connection] = []
-
-    def _connect(self) -> sqlite3.Connection:
-        path, synchronous, timeout = self._args
-        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        return conn
-
-    @contextmanager
-    def transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._pid != os.getpid():
-                self._inherited += self._idle
-                self._idle, self._pid = [], os.getpid()
-                self._writer = threading.Lock()  # another thread may have held it at fork()
-            conn = self._idle.pop() if self._idle else None
-        conn = conn or self._connect()
-        writing = begin != "BEGIN"
-        if writing:
-            self._writer.acquire()
-        try:
-            conn.execute(begin)
-            yield conn
-            conn.execute("COMMIT")
-        finally:
-            broken = False
-            if conn.in_transaction:
-                try:
-                    conn.rollback()
-                except sqlite3.Error:
-                    broken = True
-            if writing:
-                self._writer.release()
-            with self._lock:
-                keep = not broken and len(self._idle) < self._keep
-                if keep:
-                    self._idle.append(conn)
-            if not keep:
-                conn.close()
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle, self._keep = self._idle, [], 0
-        for conn in idle:
-            conn.close()
 
 
 class Inbox:
@@ -214,8 +103,9 @@ class Inbox:
         self.clock = clock
         relaxed = "NORMAL" if synchronous in ("FULL", "EXTRA") else synchronous
         writer = threading.Lock()
-        self._durable = _Pool(self.path, synchronous, busy_timeout, writer=writer)
-        self._relaxed = _Pool(self.path, relaxed, busy_timeout, writer=writer)
+        self._durable = Pool(self.path, synchronous, busy_timeout, writer=writer)
+        self._relaxed = Pool(self.path, relaxed, busy_timeout, writer=writer)
+        self._adds = GroupCommit(self._durable)
         with closing(sqlite3.connect(self.path, timeout=busy_timeout)) as conn:
             conn.execute("PRAGMA journal_mode = WAL")  # persistent: once per file is enough
         with self._relaxed.transaction() as conn:
@@ -234,9 +124,13 @@ class Inbox:
 
         A key seen within ``dedup_window`` stores nothing. The check and the insert are
         one transaction, so concurrent duplicates in any thread or process store one.
+        Concurrent calls in one process share a transaction (a group commit): one
+        ``fsync`` for all of them, and each returns once it is on disk.
         """
         now = self.clock()
-        with self._durable.transaction() as conn:
+        tasks = dict.fromkeys(handlers)
+
+        def insert(conn: sqlite3.Connection) -> bool:
             seen = conn.execute(
                 "INSERT INTO nc_seen (dedup_key, seen_at) VALUES (?, ?) ON CONFLICT (dedup_key)"
                 " DO UPDATE SET seen_at = excluded.seen_at WHERE nc_seen.seen_at <= ?",
@@ -252,21 +146,25 @@ class Inbox:
             conn.executemany(
                 "INSERT INTO nc_task (message_id, handler, state, due_at)"
                 " VALUES (?, ?, 'pending', ?)",
-                [(message_id, name, now) for name in dict.fromkeys(handlers)],
+                [(message_id, name, now) for name in tasks],
             )
-        return True
+            return True
 
-    def claim(self, owner: str, limit: int = 1) -> list[Task]:
+        return self._adds.run(insert)
+
+    def claim(self, owner: str, limit: int = 1, *, peek: bool = True) -> list[Task]:
         """Lease up to ``limit`` due tasks to ``owner`` for ``lease_seconds``.
 
         Due are pending tasks whose ``next_attempt_at`` has come and running tasks whose
         lease expired. An expired lease on the last allowed attempt goes to ``dead``.
+        ``peek`` first looks in a read transaction, so that idle polling never takes the
+        write lock that ``add()`` needs; pass False when work is known to be waiting.
         """
         now = self.clock()
-        # Idle polling must not take the write lock that add() needs.
-        with self._relaxed.transaction("BEGIN") as conn:
-            if conn.execute(f"SELECT 1 {_DUE} LIMIT 1", (now,)).fetchone() is None:
-                return []
+        if peek:
+            with self._relaxed.transaction("BEGIN") as conn:
+                if conn.execute(f"SELECT 1 {_DUE} LIMIT 1", (now,)).fetchone() is None:
+                    return []
         with self._relaxed.transaction() as conn:
             due = conn.execute(
                 f"SELECT id, state, attempts {_DUE} ORDER BY due_at LIMIT ?", (now, limit)
@@ -299,12 +197,32 @@ class Inbox:
 
     def succeed(self, task: Task) -> bool:
         """Mark a claimed task done; False if its lease was taken over meanwhile."""
+        return self.succeed_many([task]) == [True]
+
+    def succeed_many(self, tasks: Iterable[Task]) -> list[bool]:
+        """Mark claimed tasks done in one transaction; per task, False for a lost lease."""
+        now = self.clock()
         with self._relaxed.transaction() as conn:
-            cur = conn.execute(
-                f"UPDATE nc_task SET state = 'done', lease_owner = NULL, finished_at = ? {_HELD}",
-                (self.clock(), task.id, task.owner, task.attempts),
+            return [
+                conn.execute(
+                    "UPDATE nc_task SET state = 'done', lease_owner = NULL, finished_at = ?"
+                    f" {_HELD}",
+                    (now, task.id, task.owner, task.attempts),
+                ).rowcount == 1
+                for task in tasks
+            ]
+
+    def release(self, tasks: Iterable[Task]) -> int:
+        """Give back claimed tasks that did not run: due now, the claim not counted."""
+        with self._relaxed.transaction() as conn:
+            return sum(
+                conn.execute(
+                    "UPDATE nc_task SET state = 'pending', lease_owner = NULL, due_at = ?,"
+                    f" attempts = attempts - 1 {_HELD}",
+                    (self.clock(), task.id, task.owner, task.attempts),
+                ).rowcount
+                for task in tasks
             )
-        return cur.rowcount == 1
 
     def fail(self, task: Task, error: str, *, permanent: bool = False) -> Failure:
         """Record a failed attempt: retry later with backoff, or ``dead`` when out of attempts.

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -452,3 +453,104 @@ def test_a_sigkill_loses_no_message_whose_add_returned(tmp_path: Path) -> None:
         assert len(keys) >= 300
         assert keys <= stored
         assert inbox.stats()["pending"] == len(stored)
+
+
+def test_succeed_many_marks_the_held_tasks_and_reports_a_lost_lease(
+    make_inbox: MakeInbox, clock: Clock
+) -> None:
+    inbox = make_inbox(lease_seconds=10.0)
+    inbox.add("key-1", BODY, JSON, ["a"])
+    [lost] = inbox.claim("worker-a")
+    clock.advance(10.0)
+    [taken_over] = inbox.claim("worker-b")
+    inbox.add("key-2", BODY, JSON, ["b"])
+    [held] = inbox.claim("worker-a")
+
+    assert inbox.succeed_many([lost, held]) == [False, True]
+    assert rows(inbox, "SELECT handler, state, lease_owner FROM nc_task ORDER BY id") == [
+        ("a", "running", "worker-b"),
+        ("b", "done", None),
+    ]
+    assert inbox.succeed_many([taken_over]) == [True]
+
+
+def test_release_gives_claimed_tasks_back_without_counting_the_claim(
+    inbox: Inbox, clock: Clock
+) -> None:
+    inbox.add("key-1", BODY, JSON, ["a", "b"])
+    a, b = inbox.claim("worker-a", limit=2)
+    inbox.succeed(a)
+
+    assert inbox.release([a, b]) == 1
+    [again] = inbox.claim("worker-a")
+    assert (again.id, again.attempts) == (b.id, 1)
+    clock.advance(inbox.lease_seconds)
+    [taken_over] = inbox.claim("worker-b")
+    assert inbox.release([again]) == 0  # a lost lease changes nothing
+    assert taken_over.attempts == 2 and inbox.succeed(taken_over)
+
+
+def hold_the_write_lock(inbox: Inbox) -> sqlite3.Connection:
+    """Another connection's write transaction: add() blocks until it is rolled back."""
+    blocker = sqlite3.connect(inbox.path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    return blocker
+
+
+def add_in_threads(inbox: Inbox, calls: list[tuple[str, Any]]) -> list[bool | str]:
+    """Run ``add(key, body)`` calls at once, the first one first; results or error types."""
+    results: list[bool | str] = ["not run"] * len(calls)
+
+    def add(index: int) -> None:
+        key, body = calls[index]
+        try:
+            results[index] = inbox.add(key, body, JSON, ["handler"])
+        except sqlite3.Error as exc:
+            results[index] = type(exc).__name__
+
+    blocker = hold_the_write_lock(inbox)
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(len(calls))]
+    threads[0].start()  # the leader: it waits for the lock with only its own add
+    time.sleep(0.1)
+    for thread in threads[1:]:
+        thread.start()  # these queue up behind it and form the next batch
+    time.sleep(0.2)
+    blocker.rollback()
+    blocker.close()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_concurrent_adds_share_one_commit_and_duplicates_in_a_batch_store_one(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commits = []
+    transaction = inbox._durable.transaction
+
+    def counted(*args: Any) -> Any:
+        commits.append(args)
+        return transaction(*args)
+
+    monkeypatch.setattr(inbox._durable, "transaction", counted)
+
+    results = add_in_threads(inbox, [("first", BODY)] + [("dup", BODY)] * 6 + [("other", BODY)])
+
+    assert results[0] is True and results[-1] is True
+    assert sorted(results[1:-1]) == [False] * 5 + [True]
+    assert len(commits) == 2
+    assert rows(inbox, "SELECT dedup_key FROM nc_message ORDER BY id")[0] == ("first",)
+    assert sorted(rows(inbox, "SELECT dedup_key FROM nc_message")) == [
+        ("dup",), ("first",), ("other",)
+    ]
+
+
+def test_a_failed_batch_transaction_fails_all_its_adds_and_stores_none(inbox: Inbox) -> None:
+    results = add_in_threads(
+        inbox, [("first", BODY), ("good-1", BODY), ("bad", ["not", "bytes"]), ("good-2", BODY)]
+    )
+
+    assert results == [True, "ProgrammingError", "ProgrammingError", "ProgrammingError"]
+    assert rows(inbox, "SELECT dedup_key FROM nc_message") == [("first",)]
+    assert rows(inbox, "SELECT dedup_key FROM nc_seen") == [("first",)]
+    assert inbox.add("good-1", BODY, JSON, ["handler"]) is True
