@@ -541,7 +541,9 @@ def test_concurrent_adds_share_one_commit_and_duplicates_in_a_batch_store_one(
     assert len(commits) == 2
     assert rows(inbox, "SELECT dedup_key FROM nc_message ORDER BY id")[0] == ("first",)
     assert sorted(rows(inbox, "SELECT dedup_key FROM nc_message")) == [
-        ("dup",), ("first",), ("other",)
+        ("dup",),
+        ("first",),
+        ("other",),
     ]
 
 
