@@ -1,11 +1,18 @@
 """Worker threads that run the inbox's tasks.
 
 ``InboxWorker(inbox, run_task)`` starts ``threads`` daemon threads on ``start()``. Each
-claims one task at a time, calls ``run_task(task)`` and records the outcome: ``succeed``
-when it returns, ``fail`` when it raises (a retry with backoff, or a dead letter after the
-last attempt, or at once for a ``PermanentFailure``). ``notify()`` wakes one idle thread
-right after an ``add()``; otherwise idle threads poll every ``poll_interval`` seconds,
-which also picks up work that other processes added. The optional hooks
+claims a batch of tasks, calls ``run_task(task)`` for each and records the outcome:
+``succeed`` when it returns (one transaction for the batch's successes), ``fail`` when it
+raises (a retry with backoff, or a dead letter after the last attempt, or at once for a
+``PermanentFailure``). A batch holds about ``batch_seconds`` of work by the measured
+time per task (one task while that is unknown, at most ``max_batch``), and what has not
+started when half the lease has passed is released, so slow handlers still run in
+parallel and never outlive their lease for waiting in a batch.
+
+``notify()`` wakes one idle thread right after an ``add()``; that thread waits
+``coalesce`` seconds so that the adds arriving meanwhile join its claim, and further
+``notify()`` calls until then are nearly free. Otherwise idle threads poll every
+``poll_interval`` seconds, which also picks up work that other processes added. The optional hooks
 ``on_success(task)``, ``on_retry(task, exc, next_at)`` and ``on_dead(task, exc)`` run in
 the worker thread after the outcome is stored; an exception in a hook is logged and
 changes nothing.
@@ -57,6 +64,9 @@ class InboxWorker:
         on_dead: OnDead | None = None,
         purge_after: float | None = 7 * 86400.0,
         purge_interval: float = 600.0,
+        coalesce: float = 0.005,
+        batch_seconds: float = 0.005,
+        max_batch: int = 64,
     ) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1.")
@@ -72,8 +82,12 @@ class InboxWorker:
         self._purge_interval = purge_interval
         self._next_purge = time.monotonic() + purge_interval
         self._threads: list[threading.Thread] = []
-        self._cond = threading.Condition()
-        self._wakeups = 0  # notify() calls not yet consumed; a busy thread picks them up
+        self._coalesce = coalesce
+        self._batch_seconds = batch_seconds
+        self._max_batch = max_batch
+        self._task_seconds: float | None = None  # moving average of one run_task call
+        self._cond = threading.Condition(threading.Lock())
+        self._signalled = False  # notify() not yet taken up by a claim
         self._busy = 0
         self._stopping = False
 
@@ -97,13 +111,23 @@ class InboxWorker:
             thread.start()
 
     def notify(self) -> None:
-        """Wake one idle thread: a task was just added."""
+        """Wake one idle thread: a task was just added.
+
+        Calls while a woken thread has not claimed yet cost next to nothing: that
+        thread's claim will take their tasks too.
+        """
+        if self._signalled:
+            return
         with self._cond:
-            self._wakeups = min(self._wakeups + 1, self._threads_wanted)
-            self._cond.notify()
+            if not self._signalled:
+                self._signalled = True
+                self._cond.notify()
 
     def stop(self, timeout: float | None = 10.0) -> bool:
-        """Let running tasks finish and stop the threads; False if some did not in time."""
+        """Let running tasks finish and stop the threads; False if some did not in time.
+
+        Tasks claimed in the same batch that have not started yet are released.
+        """
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -116,7 +140,7 @@ class InboxWorker:
         """Wait until no task is pending or running and every thread is idle. For tests."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            self._wakeups = self._threads_wanted
+            self._signalled = True
             self._cond.notify_all()
         while True:
             with self._cond:
@@ -128,52 +152,95 @@ class InboxWorker:
             time.sleep(0.01)
 
     def _loop(self, owner: str) -> None:
+        peek = True
         while not self._stopping:
+            limit = self._batch_size()
             try:
-                tasks = self.inbox.claim(owner)
+                tasks = self.inbox.claim(owner, limit, peek=peek)
             except Exception:
                 logger.exception("Could not claim a task from the inbox %s.", self.inbox.path)
                 tasks = []
             if not tasks:
                 self._housekeep()
-                self._idle()
+                peek = not self._wait()
                 continue
+            if len(tasks) == limit:
+                self.notify()  # there may be more: let an idle thread help
             with self._cond:
                 self._busy += 1
             try:
-                for task in tasks:
-                    self._process(task)
+                self._run_batch(tasks)
             finally:
                 with self._cond:
                     self._busy -= 1
+                    signalled, self._signalled = self._signalled, False
+            # Notified meanwhile, or a full batch: claim again at once. Otherwise the inbox is
+            # most likely empty, so wait without looking.
+            peek = not (signalled or len(tasks) == limit or self._wait())
 
-    def _idle(self) -> None:
+    def _wait(self) -> bool:
+        """Sleep until notified or the poll interval passes; True when notified."""
         with self._cond:
-            if not self._wakeups and not self._stopping:
+            if not self._signalled and not self._stopping:
                 self._cond.wait(self._poll_interval)
-            if self._wakeups:
-                self._wakeups -= 1
+            if not self._signalled:
+                return False
+        if self._coalesce:
+            time.sleep(self._coalesce)  # let the adds of the next few ms join this claim
+        with self._cond:
+            self._signalled = False  # before the claim: a later add signals again
+        return True
 
-    def _process(self, task: Task) -> None:
+    def _batch_size(self) -> int:
+        """As many tasks as take about ``batch_seconds``; one until a task was timed."""
+        seconds = self._task_seconds
+        if seconds is None:
+            return 1
+        return max(1, min(self._max_batch, int(self._batch_seconds / max(seconds, 1e-6))))
+
+    def _run_batch(self, tasks: list[Task]) -> None:
+        claimed = time.monotonic()
+        done: list[Task] = []
+        for index, task in enumerate(tasks):
+            late = time.monotonic() - claimed > self.inbox.lease_seconds / 2
+            if index and (late or self._stopping):
+                self._release(tasks[index:])
+                break
+            started = time.perf_counter()
+            try:
+                self._run_task(task)
+            except Exception as exc:
+                self._failed(task, exc)
+            else:
+                done.append(task)
+            seconds = time.perf_counter() - started
+            last = self._task_seconds
+            self._task_seconds = seconds if last is None else 0.8 * last + 0.2 * seconds
+        if done:
+            self._succeeded(done)
+
+    def _succeeded(self, tasks: list[Task]) -> None:
         try:
-            self._run_task(task)
-        except Exception as exc:
-            self._failed(task, exc)
-            return
-        try:
-            held = self.inbox.succeed(task)
+            held = self.inbox.succeed_many(tasks)
         except Exception:
-            logger.exception("Could not mark task %d done; it will run again.", task.id)
+            logger.exception("Could not mark %d tasks done; they will run again.", len(tasks))
             return
-        if held:
-            self._hook("on_success", self._on_success, task)
-        else:
-            logger.warning(
-                "Task %d (handler %r) finished after its lease expired and was claimed "
-                "again; it may run twice. Raise lease_seconds above the slowest handler.",
-                task.id,
-                task.handler,
-            )
+        for task, ok in zip(tasks, held, strict=True):
+            if ok:
+                self._hook("on_success", self._on_success, task)
+            else:
+                logger.warning(
+                    "Task %d (handler %r) finished after its lease expired and was claimed "
+                    "again; it may run twice. Raise lease_seconds above the slowest handler.",
+                    task.id,
+                    task.handler,
+                )
+
+    def _release(self, tasks: list[Task]) -> None:
+        try:
+            self.inbox.release(tasks)
+        except Exception:
+            logger.exception("Could not release %d claimed tasks.", len(tasks))
 
     def _failed(self, task: Task, exc: Exception) -> None:
         kind = type(exc).__qualname__

@@ -323,3 +323,98 @@ def test_workers_in_several_processes_run_each_task_once(inbox: Inbox, tmp_path:
         range(1, 201)
     )
     assert {state for _, state, _ in states(inbox)} == {"done"}
+
+
+def test_a_backlog_of_fast_tasks_is_claimed_and_marked_done_in_batches(
+    inbox: Inbox, make_worker: MakeWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in range(200):
+        inbox.add(f"key-{number}", BODY, JSON, ["handler"])
+    batches: list[int] = []
+    succeed_many = inbox.succeed_many
+
+    def counted(tasks: list[Task]) -> list[bool]:
+        batches.append(len(tasks))
+        return succeed_many(tasks)
+
+    monkeypatch.setattr(inbox, "succeed_many", counted)
+    run_task = Recorder()
+    worker = make_worker(run_task, threads=1, max_batch=50)
+    worker.notify()
+
+    assert worker.drain(timeout=5.0)
+    assert len(run_task.calls) == 200 and sum(batches) == 200
+    assert batches[0] == 1 and max(batches) == 50  # one task until one was timed
+    assert {state for _, state, _ in states(inbox)} == {"done"}
+
+
+def test_slow_tasks_still_run_in_parallel(inbox: Inbox, make_worker: MakeWorker) -> None:
+    worker = make_worker(lambda task: time.sleep(0.3), threads=4)
+    inbox.add("warm-up", BODY, JSON, ["handler"])
+    worker.notify()
+    assert worker.drain(timeout=5.0)
+    started = time.monotonic()
+
+    for number in range(4):
+        inbox.add(f"key-{number}", BODY, JSON, ["handler"])
+        worker.notify()
+
+    assert worker.drain(timeout=5.0)
+    assert time.monotonic() - started < 0.9
+
+
+def test_a_batch_not_started_by_half_the_lease_is_released(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    slow = threading.Event()
+    run_task = Recorder()
+
+    def run(task: Task) -> None:
+        run_task(task)
+        if slow.is_set():
+            time.sleep(0.15)
+
+    with Inbox(tmp_path / "inbox.sqlite3", lease_seconds=0.2) as inbox:
+        worker = InboxWorker(inbox, run, threads=1, poll_interval=0.01, batch_seconds=60.0)
+        worker.start()
+        try:
+            inbox.add("warm-up", BODY, JSON, ["handler"])  # times a fast task: big batches
+            assert worker.drain(timeout=5.0)
+            slow.set()
+            for number in range(4):
+                inbox.add(f"key-{number}", BODY, JSON, ["handler"])
+            worker.notify()
+            assert worker.drain(timeout=10.0)
+        finally:
+            assert worker.stop(timeout=5.0)
+
+    assert run_task.calls == [("handler", 1)] * 5  # each once; a release is no attempt
+    assert caplog.records == []
+
+
+def test_notify_during_a_claim_wakes_no_second_thread(
+    inbox: Inbox, make_worker: MakeWorker
+) -> None:
+    owners: list[str] = []
+    claim = inbox.claim
+
+    def recording(owner: str, limit: int = 1, *, peek: bool = True) -> list[Task]:
+        tasks = claim(owner, limit, peek=peek)
+        if tasks:
+            owners.append(owner)
+        return tasks
+
+    inbox.claim = recording  # type: ignore[method-assign]
+    worker = make_worker(Recorder(), threads=4, poll_interval=30.0, coalesce=0.2)
+    inbox.add("warm-up", BODY, JSON, ["handler"])  # times a task: batches of more than one
+    worker.notify()
+    assert worker.drain(timeout=5.0)
+    owners.clear()
+
+    for number in range(5):
+        inbox.add(f"key-{number}", BODY, JSON, ["handler"])
+        worker.notify()
+
+    assert worker.drain(timeout=5.0)
+    assert len(owners) == 1  # the five adds within the coalescing time: one claim
+    assert states(inbox) == [("handler", "done", 1)] * 6
