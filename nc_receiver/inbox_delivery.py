@@ -20,6 +20,9 @@ import logging
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
+from contextlib import suppress
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import signals
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 INBOX_FILE = "nc_receiver_inbox.sqlite3"
+_PARSED_MAX = 1024
 CLOUDEVENTS = "application/cloudevents+json"
 
 
@@ -84,6 +88,10 @@ class InboxDelivery:
         self._pid = -1
         self._lock = threading.Lock()
         self._last = threading.local()  # the notification the current thread just ran
+        # Notifications parsed by the request, per (dedup key, handler), so that a worker
+        # in this process need not parse the stored body again. Bounded; a miss parses.
+        self._parsed: OrderedDict[tuple[str, str], Notification] = OrderedDict()
+        self._handlers: dict[str, Any] = {}
 
     # -- the request path ---------------------------------------------------------------
     def accept(self, app: Any, notification: Notification) -> None:
@@ -95,16 +103,23 @@ class InboxDelivery:
         body, ctype = notification.raw, content_type_of(notification)
         if not body:
             body, ctype = notification_body(notification), "application/json"
+        key = notification.dedup_key
         try:
-            added = self.inbox.add(notification.dedup_key, body, ctype, names)
+            added = self.inbox.add(key, body, ctype, names)
         except sqlite3.Error as exc:
             raise DeliveryUnavailable(f"The inbox {self.inbox.path} is not writable.") from exc
         signals.notification_queued.send(app, notification=notification, mode=self.mode,
                                          duplicate=not added)
         if not added:
-            log.debug("nc_receiver: duplicate notification %s acknowledged",
-                      notification.dedup_key)
+            log.debug("nc_receiver: duplicate notification %s acknowledged", key)
             return
+        if body is notification.raw:
+            parsed = self._parsed
+            while len(parsed) >= _PARSED_MAX:
+                with suppress(KeyError):  # another thread emptied it first
+                    parsed.popitem(last=False)
+            for name in names:
+                parsed[key, name] = notification
         if self._pid != os.getpid():
             self._start_worker(app)
         if self.worker is not None:
@@ -141,12 +156,26 @@ class InboxDelivery:
 
     # -- the worker side ----------------------------------------------------------------
     def run_task(self, task: Task) -> None:
-        """Run one stored handler task (in a worker thread, inside an app context)."""
-        notification = parse_body(task.body, task.content_type)
+        """Run one stored handler task (in a worker thread, inside an app context).
+
+        The notification is the one the request parsed when it is still in memory and
+        its bytes are the stored ones; otherwise (after a restart, on a retry, from
+        another process) it is parsed again from the stored body.
+        """
+        cached = self._parsed.pop((task.dedup_key, task.handler), None)
+        if (cached is not None and cached.raw == task.body
+                and content_type_of(cached) == task.content_type):
+            notification = replace(cached, context={})
+        else:
+            notification = parse_body(task.body, task.content_type)
         notification.context.update(dedup_key=task.dedup_key, attempt=task.attempts,
                                     handler=task.handler)
         self._last.value = (task.id, notification)
-        handler = self.dispatcher.handler_by_name(task.handler)
+        handler = self._handlers.get(task.handler)
+        if handler is None:
+            handler = self.dispatcher.handler_by_name(task.handler)
+            if handler is not None:
+                self._handlers[task.handler] = handler
         if handler is None:
             raise HandlerGone(
                 f"No handler named {task.handler!r} is registered (renamed or removed in a "

@@ -233,3 +233,38 @@ def test_no_worker_threads_in_a_flask_command_until_a_delivery(
     assert client.post(CALLBACK, data=delivery_body(), headers=AUTH).status_code == 204
     drain(app)
     assert ran == ["create"]
+
+
+def test_each_handler_gets_its_own_copy_whether_parsed_in_memory_or_from_the_inbox(
+        inbox_app: MakeInboxApp, tmp_path: Path) -> None:
+    path = tmp_path / "inbox.sqlite3"
+    app, receiver = inbox_app(inbox_path=str(path))
+    seen: list[tuple[str, Notification]] = []
+    lock = threading.Lock()
+
+    def record(name: str) -> Callable[[Notification], None]:
+        def handler(n: Notification) -> None:
+            with lock:
+                seen.append((name, n))
+        handler.__name__ = name
+        return handler
+
+    receiver.on("zaken")(record("first"))
+    receiver.on("zaken", "status")(record("second"))
+    receiver.init_app(app)
+    client = app.test_client()
+    assert client.post(CALLBACK, data=body(1), headers=AUTH).status_code == 204
+    drain(app)
+    names = [route.name for route in receiver.router.routes]
+    with Inbox(path) as other_process:  # stored without the request's parse in memory
+        other_process.add("from-elsewhere", body(2), "application/json", names)
+    delivery(app).worker.notify()  # type: ignore[union-attr]
+    drain(app)
+
+    first, second = names
+    assert sorted((name, n.resource_url[-2:], n.context["handler"]) for name, n in seen) == [
+        ("first", "-1", first), ("first", "-2", first),
+        ("second", "-1", second), ("second", "-2", second)]
+    assert len({id(n) for _, n in seen}) == 4
+    parsed = [n for _, n in seen if n.resource_url.endswith("-1")]
+    assert parsed[0] == parsed[1] and parsed[0].raw == body(1)
