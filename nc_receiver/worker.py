@@ -2,9 +2,9 @@
 
 ``InboxWorker(inbox, run_task)`` starts ``threads`` daemon threads on ``start()``. Each
 claims a batch of tasks, calls ``run_task(task)`` for each and records the outcome:
-``succeed`` when it returns (one transaction for the batch's successes), ``fail`` when it
-raises (a retry with backoff, or a dead letter after the last attempt, or at once for a
-``PermanentFailure``). A batch holds about ``batch_seconds`` of work by the measured
+``succeed`` as soon as it returns (so that after a crash only the running task can run
+again), ``fail`` when it raises (a retry with backoff, or a dead letter after the last
+attempt, or at once for a ``PermanentFailure``). A batch holds about ``batch_seconds`` of work by the measured
 time per task (one task while that is unknown, at most ``max_batch``), and what has not
 started when half the lease has passed is released, so slow handlers still run in
 parallel and never outlive their lease for waiting in a batch.
@@ -65,7 +65,7 @@ class InboxWorker:
         purge_after: float | None = 7 * 86400.0,
         purge_interval: float = 600.0,
         coalesce: float = 0.005,
-        batch_seconds: float = 0.005,
+        batch_seconds: float = 0.05,
         max_batch: int = 64,
     ) -> None:
         if threads < 1:
@@ -89,6 +89,8 @@ class InboxWorker:
         self._cond = threading.Condition(threading.Lock())
         self._signalled = False  # notify() not yet taken up by a claim
         self._busy = 0
+        self._batch_started = 0.0
+        self._claiming = 0  # threads between a notify and their claim
         self._stopping = False
 
     @property
@@ -119,9 +121,17 @@ class InboxWorker:
         if self._signalled:
             return
         with self._cond:
-            if not self._signalled:
-                self._signalled = True
-                self._cond.notify()
+            if self._signalled:
+                return
+            self._signalled = True
+            # A thread about to claim, or one whose batch started just now (most likely a
+            # fast one), takes these tasks when it claims next: waking a second thread
+            # would only split the work into more, smaller transactions.
+            if self._claiming or (
+                self._busy and time.monotonic() - self._batch_started < 2 * self._coalesce
+            ):
+                return
+            self._cond.notify()
 
     def stop(self, timeout: float | None = 10.0) -> bool:
         """Let running tasks finish and stop the threads; False if some did not in time.
@@ -152,7 +162,7 @@ class InboxWorker:
             time.sleep(0.01)
 
     def _loop(self, owner: str) -> None:
-        peek = True
+        peek, coalesced = True, False
         while not self._stopping:
             limit = self._batch_size()
             try:
@@ -160,36 +170,68 @@ class InboxWorker:
             except Exception:
                 logger.exception("Could not claim a task from the inbox %s.", self.inbox.path)
                 tasks = []
+            with self._cond:
+                self._claiming -= coalesced
+                if tasks:
+                    self._busy += 1
+                    self._batch_started = time.monotonic()
             if not tasks:
                 self._housekeep()
-                peek = not self._wait()
+                coalesced = self._wait()
+                peek = not coalesced
                 continue
             if len(tasks) == limit:
-                self.notify()  # there may be more: let an idle thread help
-            with self._cond:
-                self._busy += 1
+                self._wake_one()  # there may be more: let an idle thread help
             try:
                 self._run_batch(tasks)
             finally:
                 with self._cond:
                     self._busy -= 1
                     signalled, self._signalled = self._signalled, False
-            # Notified meanwhile, or a full batch: claim again at once. Otherwise the inbox is
-            # most likely empty, so wait without looking.
-            peek = not (signalled or len(tasks) == limit or self._wait())
+            # A full batch: claim again at once. Notified meanwhile: wait ``coalesce`` first
+            # so that the next claim takes a batch, not the one add that woke us (fewer
+            # transactions per task, less competition with the request threads). Otherwise
+            # the inbox is most likely empty, so wait without looking.
+            if len(tasks) == limit:
+                peek, coalesced = False, False
+            elif signalled:
+                self._coalesce_wait()
+                peek, coalesced = False, True
+            else:
+                coalesced = self._wait()
+                peek = not coalesced
+
+    def _wake_one(self) -> None:
+        with self._cond:
+            self._signalled = True
+            self._cond.notify()
 
     def _wait(self) -> bool:
-        """Sleep until notified or the poll interval passes; True when notified."""
+        """Sleep until notified or the poll interval passes; True when notified.
+
+        When notified it also waits ``coalesce`` (see :meth:`_coalesce_wait`); the caller
+        then owes one ``_claiming`` decrement after its claim.
+        """
         with self._cond:
             if not self._signalled and not self._stopping:
                 self._cond.wait(self._poll_interval)
             if not self._signalled:
                 return False
+        self._coalesce_wait()
+        return True
+
+    def _coalesce_wait(self) -> None:
+        """Let the adds of the next ``coalesce`` seconds join the coming claim.
+
+        Meanwhile this thread counts as claiming, so ``notify()`` wakes no other thread
+        for those adds: they would only split one batch into several smaller ones.
+        """
+        with self._cond:
+            self._claiming += 1
         if self._coalesce:
-            time.sleep(self._coalesce)  # let the adds of the next few ms join this claim
+            time.sleep(self._coalesce)
         with self._cond:
             self._signalled = False  # before the claim: a later add signals again
-        return True
 
     def _batch_size(self) -> int:
         """As many tasks as take about ``batch_seconds``; one until a task was timed."""
@@ -200,7 +242,6 @@ class InboxWorker:
 
     def _run_batch(self, tasks: list[Task]) -> None:
         claimed = time.monotonic()
-        done: list[Task] = []
         for index, task in enumerate(tasks):
             late = time.monotonic() - claimed > self.inbox.lease_seconds / 2
             if index and (late or self._stopping):
@@ -212,12 +253,12 @@ class InboxWorker:
             except Exception as exc:
                 self._failed(task, exc)
             else:
-                done.append(task)
+                # Marked done at once, not with the rest of the batch: after a crash only
+                # the task that was running may run again (at most one per thread).
+                self._succeeded([task])
             seconds = time.perf_counter() - started
             last = self._task_seconds
             self._task_seconds = seconds if last is None else 0.8 * last + 0.2 * seconds
-        if done:
-            self._succeeded(done)
 
     def _succeeded(self, tasks: list[Task]) -> None:
         try:

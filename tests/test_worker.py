@@ -325,26 +325,36 @@ def test_workers_in_several_processes_run_each_task_once(inbox: Inbox, tmp_path:
     assert {state for _, state, _ in states(inbox)} == {"done"}
 
 
-def test_a_backlog_of_fast_tasks_is_claimed_and_marked_done_in_batches(
+def test_a_backlog_of_fast_tasks_is_claimed_in_batches_and_each_marked_done_at_once(
     inbox: Inbox, make_worker: MakeWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for number in range(200):
         inbox.add(f"key-{number}", BODY, JSON, ["handler"])
-    batches: list[int] = []
-    succeed_many = inbox.succeed_many
+    claims: list[int] = []
+    marked: list[int] = []
+    claim, succeed_many = inbox.claim, inbox.succeed_many
 
-    def counted(tasks: list[Task]) -> list[bool]:
-        batches.append(len(tasks))
+    def counted_claim(owner: str, limit: int = 1, *, peek: bool = True) -> list[Task]:
+        tasks = claim(owner, limit, peek=peek)
+        if tasks:
+            claims.append(len(tasks))
+        return tasks
+
+    def counted_succeed(tasks: list[Task]) -> list[bool]:
+        marked.append(len(tasks))
         return succeed_many(tasks)
 
-    monkeypatch.setattr(inbox, "succeed_many", counted)
+    monkeypatch.setattr(inbox, "claim", counted_claim)
+    monkeypatch.setattr(inbox, "succeed_many", counted_succeed)
     run_task = Recorder()
     worker = make_worker(run_task, threads=1, max_batch=50)
     worker.notify()
 
     assert worker.drain(timeout=5.0)
-    assert len(run_task.calls) == 200 and sum(batches) == 200
-    assert batches[0] == 1 and max(batches) == 50  # one task until one was timed
+    assert len(run_task.calls) == 200 and sum(claims) == 200
+    assert claims[0] == 1 and max(claims) == 50  # one task until one was timed
+    # Each success is stored right after its task: a crash re-runs only the running one.
+    assert marked == [1] * 200
     assert {state for _, state, _ in states(inbox)} == {"done"}
 
 
@@ -418,3 +428,36 @@ def test_notify_during_a_claim_wakes_no_second_thread(
     assert worker.drain(timeout=5.0)
     assert len(owners) == 1  # the five adds within the coalescing time: one claim
     assert states(inbox) == [("handler", "done", 1)] * 6
+
+
+def test_a_steady_trickle_of_adds_is_claimed_in_batches(
+    inbox: Inbox, make_worker: MakeWorker
+) -> None:
+    """Adds spaced below the coalescing time must not wake a thread each (regression:
+    while one thread waited out its coalescing time or ran its batch, every notify woke
+    another idle thread, so four threads took turns claiming one or two tasks each)."""
+    owners: list[tuple[str, int]] = []
+    claim = inbox.claim
+
+    def recording(owner: str, limit: int = 1, *, peek: bool = True) -> list[Task]:
+        tasks = claim(owner, limit, peek=peek)
+        if tasks:
+            owners.append((owner, len(tasks)))
+        return tasks
+
+    inbox.claim = recording  # type: ignore[method-assign]
+    worker = make_worker(lambda task: time.sleep(0.003), threads=4, poll_interval=30.0,
+                         coalesce=0.05)
+    inbox.add("warm-up", BODY, JSON, ["handler"])  # times a task: batches of more than one
+    worker.notify()
+    assert worker.drain(timeout=5.0)
+    owners.clear()
+
+    for number in range(40):  # one add every ~5 ms: about ten per coalescing time
+        inbox.add(f"key-{number}", BODY, JSON, ["handler"])
+        worker.notify()
+        time.sleep(0.005)
+
+    assert worker.drain(timeout=5.0)
+    assert sum(n for _, n in owners) == 40
+    assert len(owners) <= 10, owners  # batches, not a claim per add
