@@ -5,9 +5,9 @@ claims a batch of tasks, calls ``run_task(task)`` for each and records the outco
 ``succeed`` as soon as it returns (so that after a crash only the running task can run
 again), ``fail`` when it raises (a retry with backoff, or a dead letter after the last
 attempt, or at once for a ``PermanentFailure``). A batch holds about ``batch_seconds``
-of work by the measured time per task (one task while that is unknown, at most ``max_batch``), and what has not
-started when half the lease has passed is released, so slow handlers still run in
-parallel and never outlive their lease for waiting in a batch.
+of work by the measured time per task (one task while that is unknown, at most
+``max_batch``), and what has not started when half the lease has passed is released, so
+slow handlers still run in parallel and never outlive their lease for waiting in a batch.
 
 ``notify()`` wakes one idle thread right after an ``add()``; that thread waits
 ``coalesce`` seconds so that the adds arriving meanwhile join its claim, and further
