@@ -43,21 +43,23 @@ class SeenHandlers:
     def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._done: OrderedDict[str, tuple[float, frozenset[str]]] = OrderedDict()
+        # Values are (time, names joined by NUL): a tuple of atoms, which the garbage
+        # collector stops tracking, so 100,000 entries do not slow every collection down.
+        self._done: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
         self._mutex = threading.Lock()
 
     def done(self, key: str) -> frozenset[str]:
         with self._mutex:
             entry = self._done.get(key)
-            if entry is None or entry[0] < time.monotonic() - self.ttl:
+            if entry is None or entry[0] < time.monotonic() - self.ttl or not entry[1]:
                 return frozenset()
-            return entry[1]
+            return frozenset(entry[1].split("\0"))
 
     def add(self, key: str, names: frozenset[str]) -> None:
         with self._mutex:
             self._done.pop(key, None)
-            self._done[key] = (time.monotonic(), names)
+            self._done[key] = (time.monotonic(), "\0".join(sorted(names)))
             while len(self._done) > self.max_entries:
                 self._done.popitem(last=False)
 

@@ -95,6 +95,8 @@ def _secrets(key: str, value: Any) -> Mapping[str, str]:
 def _kanalen(key: str, value: Any) -> Mapping[str, list[dict[str, str]]] | None:
     if value in (None, ""):
         return None
+    if isinstance(value, str):
+        value = [name for name in value.replace(",", " ").split() if name]
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return {name: [{}] for name in value}
     if isinstance(value, Mapping):
@@ -132,6 +134,31 @@ def _path(key: str, value: Any) -> str:
     return text
 
 
+def _from_env(raw: str) -> Any:
+    """A JSON list or object from the environment is parsed; anything else stays text.
+
+    So ``NC_RECEIVER_NC_SECRET=123456`` is the string ``"123456"``, not a number, and the
+    key's own parser reads ``"120"`` or ``"false"`` as a number or a flag.
+    """
+    text = raw.strip()
+    if text[:1] in ("[", "{"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    return raw
+
+
+def _url(key: str, value: Any) -> str | None:
+    text = _opt_text(key, value)
+    if text is not None and not text.lower().startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"{key} must be an absolute http(s) URL, e.g. https://nc.example.nl/api/v1; "
+            f"got {value!r}."
+        )
+    return text
+
+
 def _opt(parser: Callable[[str, Any], Any], default: Any) -> Any:
     return field(default=default, metadata={"parse": parser})
 
@@ -159,10 +186,10 @@ class Settings:
     celery_queue: str = _opt(_text, "nc_receiver")
     celery_app: Any = _opt(lambda k, v: v, None)
     celery_redis_url: str | None = _opt(_opt_text, None)
-    nc_url: str | None = _opt(_opt_text, None)
+    nc_url: str | None = _opt(_url, None)
     nc_client_id: str | None = _opt(_opt_text, None)
     nc_secret: str | None = _opt(_opt_text, None)
-    callback_url: str | None = _opt(_opt_text, None)
+    callback_url: str | None = _opt(_url, None)
     subscribe_on_startup: bool = _opt(_bool, True)
     subscribe_backoff: float = _opt(_number, 1.0)
     subscribe_backoff_max: float = _opt(_number, 300.0)
@@ -186,11 +213,7 @@ class Settings:
         for f in fields(cls):
             key = PREFIX + f.name.upper()
             if key not in config and key in environ:
-                raw = environ[key]
-                try:
-                    config[key] = json.loads(raw)
-                except ValueError:
-                    config[key] = raw
+                config[key] = _from_env(environ[key])
             default = f.default
             if isinstance(default, (tuple, dict)):
                 default = type(default)(default)

@@ -25,8 +25,15 @@ from .tokens import make_zgw_jwt
 __all__ = ["ServerThread", "auth_header_for", "deliver", "notification_body"]
 
 
+_WIRE_NAMES = {"hoofd_object": "hoofdObject", "resource_url": "resourceUrl"}
+
+
 def notification_body(**overrides: Any) -> dict[str, Any]:
-    """A valid notification in wire form; keyword ``kenmerken`` replaces the default."""
+    """A valid notification as a wire-form dict (camelCase keys, as the NC sends it).
+
+    Overrides replace fields; ``hoofd_object`` / ``resource_url`` may be given in
+    snake_case too. ``kenmerken`` replaces the default kenmerken as a whole.
+    """
     body: dict[str, Any] = {
         "kanaal": "zaken",
         "hoofdObject": "https://openzaak.example.nl/zaken/api/v1/zaken/d4d0a2ef-1b8e-4d5c-9d4e-2a2f1b7a6c01",
@@ -40,7 +47,7 @@ def notification_body(**overrides: Any) -> dict[str, Any]:
             "vertrouwelijkheidaanduiding": "openbaar",
         },
     }
-    body.update(overrides)
+    body.update({_WIRE_NAMES.get(k, k): v for k, v in overrides.items()})
     return body
 
 

@@ -153,9 +153,14 @@ class InboxWorker:
             self._signalled = True
             self._cond.notify_all()
         while True:
+            # Busy before and after the look: a thread counts as busy from before its
+            # claim until its batch's hooks have run, so a batch cannot slip in between.
             with self._cond:
                 busy = self._busy
-            if busy == 0 and self.inbox.is_idle():
+            idle = self.inbox.is_idle()
+            with self._cond:
+                busy += self._busy
+            if busy == 0 and idle:
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -165,6 +170,8 @@ class InboxWorker:
         peek, coalesced = True, False
         while not self._stopping:
             limit = self._batch_size()
+            with self._cond:
+                self._busy += 1  # from before the claim, for drain()
             try:
                 tasks = self.inbox.claim(owner, limit, peek=peek)
             except Exception:
@@ -173,8 +180,9 @@ class InboxWorker:
             with self._cond:
                 self._claiming -= coalesced
                 if tasks:
-                    self._busy += 1
                     self._batch_started = time.monotonic()
+                else:
+                    self._busy -= 1
             if not tasks:
                 self._housekeep()
                 coalesced = self._wait()

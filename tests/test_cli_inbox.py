@@ -58,7 +58,11 @@ def test_dead_letter_listed_without_kenmerken_then_retried_by_the_cli(
     assert "ValueError: bronorganisatie 224557609 unknown" in verbose.output
 
     healthy["now"] = True
-    assert cli.invoke(nc_group, ["inbox", "retry"]).exit_code == 2
+    neither = cli.invoke(nc_group, ["inbox", "retry"])
+    assert neither.exit_code == 2
+    assert "Give a task ID (see 'flask nc inbox dead') or --all." in neither.output
+    both = cli.invoke(nc_group, ["inbox", "retry", "1", "--all"])
+    assert both.exit_code == 2 and "Give a task ID or --all, not both." in both.output
     missing = cli.invoke(nc_group, ["inbox", "retry", "99"])
     assert missing.exit_code == 1 and "No dead-lettered task #99." in missing.output
     retried = cli.invoke(nc_group, ["inbox", "retry", "1"])

@@ -779,3 +779,27 @@ def test_python_m_localnc_prints_where_it_listens_and_the_credentials() -> None:
         process.wait(10)
         assert process.stdout is not None
         process.stdout.close()
+
+
+def test_python_m_localnc_registers_kanalen_given_on_the_command_line() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nc_receiver.localnc", "--port", "0", "--client",
+         "app:" + SECRET, "--kanaal", "zaken:bronorganisatie,zaaktype", "--kanaal", "besluiten"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip().rsplit(" ", 1)[1]
+        lines = [process.stdout.readline().strip() for _ in range(3)]
+        assert lines[1:] == ["kanaal zaken (filters: bronorganisatie, zaaktype)",
+                             "kanaal besluiten (filters: none)"]
+        token = make_zgw_jwt("app", SECRET)
+        kanalen = requests.get(url + "/kanaal", headers={"Authorization": f"Bearer {token}"},
+                               timeout=10).json()
+        assert {k["naam"]: k["filters"] for k in kanalen} == {
+            "zaken": ["bronorganisatie", "zaaktype"], "besluiten": []}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        assert process.stdout is not None
+        process.stdout.close()

@@ -108,3 +108,25 @@ def test_app_factory_one_receiver_many_apps() -> None:
         app.config["NC_RECEIVER_AUTH_TOKENS"] = ["t"]
         receiver.init_app(app)
     assert all(NotificationReceiver.state(a).receiver is receiver for a in apps)
+
+
+def test_numeric_looking_environment_values_stay_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NC_RECEIVER_AUTH_TOKENS", "123456")
+    monkeypatch.setenv("NC_RECEIVER_NC_URL", "http://nc.local/api/v1")
+    monkeypatch.setenv("NC_RECEIVER_NC_CLIENT_ID", "true")
+    monkeypatch.setenv("NC_RECEIVER_NC_SECRET", "123456")
+    monkeypatch.setenv("NC_RECEIVER_KANALEN", "zaken,documenten")
+    settings = Settings.from_config({})
+    assert settings.auth_tokens == ("123456",)
+    assert (settings.nc_client_id, settings.nc_secret) == ("true", "123456")
+    assert settings.kanalen == {"zaken": [{}], "documenten": [{}]}
+
+
+@pytest.mark.parametrize("key", ["NC_RECEIVER_NC_URL", "NC_RECEIVER_CALLBACK_URL"])
+def test_urls_must_be_absolute(key: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_config({"NC_RECEIVER_AUTH_TOKENS": "t", key: "nc.example.nl"},
+                             environ={})
+    assert str(info.value) == (
+        f"{key} must be an absolute http(s) URL, e.g. https://nc.example.nl/api/v1; "
+        "got 'nc.example.nl'.")

@@ -44,3 +44,11 @@ def test_local_nc_fixture_serves_the_api(local_nc: Any) -> None:
     client = NCClient(local_nc.url, local_nc.client_id, local_nc.secret)
     client.create_kanaal("zaken", filters=["bronorganisatie"])
     assert [k["naam"] for k in client.list_kanalen()] == ["zaken"]
+
+
+def test_make_notification_takes_snake_case_url_overrides(
+        make_notification: Callable[..., dict[str, Any]]) -> None:
+    body = make_notification(resource_url="https://oz/statussen/1", hoofd_object="https://oz/z/1")
+    assert (body["resourceUrl"], body["hoofdObject"]) == ("https://oz/statussen/1",
+                                                         "https://oz/z/1")
+    assert "resource_url" not in body

@@ -96,8 +96,10 @@ def dead(limit: int, verbose: bool) -> None:
 @with_appcontext
 def retry(task_id: int | None, retry_all: bool) -> None:
     """Make a dead-lettered task (or all of them) pending again, with fresh attempts."""
-    if (task_id is None) == (not retry_all):
-        raise click.UsageError("Give a task ID (see 'flask nc inbox dead') or --all, not both.")
+    if task_id is None and not retry_all:
+        raise click.UsageError("Give a task ID (see 'flask nc inbox dead') or --all.")
+    if task_id is not None and retry_all:
+        raise click.UsageError("Give a task ID or --all, not both.")
     count = _inbox().retry(None if retry_all else task_id)
     if task_id is not None and count == 0:
         raise click.ClickException(f"No dead-lettered task #{task_id}.")

@@ -18,6 +18,13 @@ def _client(value: str) -> tuple[str, str]:
     return client_id, secret
 
 
+def _kanaal(value: str) -> tuple[str, list[str]]:
+    naam, _, filters = value.partition(":")
+    if not naam:
+        raise argparse.ArgumentTypeError(f"expected NAAM[:FILTER,...], got {value!r}")
+    return naam, [f.strip() for f in filters.split(",") if f.strip()]
+
+
 def _delays(value: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in value.split(",") if v.strip())
@@ -45,6 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="an API client (repeatable); one with a random secret when left out",
     )
     parser.add_argument(
+        "--kanaal",
+        action="append",
+        type=_kanaal,
+        default=[],
+        metavar="NAAM[:FILTER,...]",
+        help="register a kanaal at start-up, as a publisher would (repeatable), "
+        "e.g. zaken:bronorganisatie,zaaktype,vertrouwelijkheidaanduiding",
+    )
+    parser.add_argument(
         "--retry-delays",
         type=_delays,
         default=DEFAULT_RETRY_DELAYS,
@@ -60,6 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Local NC listening on {nc.url}", flush=True)
         for client_id, secret in nc.clients.items():
             print(f"  client_id={client_id} secret={secret}", flush=True)
+        if args.kanaal:
+            from ..nc_client import NCClient
+
+            client_id, secret = next(iter(nc.clients.items()))
+            publisher = NCClient(nc.url, client_id, secret)
+            for naam, filters in args.kanaal:
+                if publisher.get_kanaal(naam) is None:
+                    publisher.create_kanaal(naam, filters)
+                print(f"  kanaal {naam} (filters: {', '.join(filters) or 'none'})", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
