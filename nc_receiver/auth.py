@@ -7,6 +7,7 @@ the token's ``exp`` or maximum age) and costs a dict lookup afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import threading
@@ -110,9 +111,12 @@ class Authenticator:
         if secret is None:
             raise AuthorizationError("The token's client_id is not known here.")
         try:
-            with warnings.catch_warnings():
-                # Short HMAC keys are common at NCs; the warning was logged once at start-up.
-                warnings.simplefilter("ignore", UserWarning)
+            # Short HMAC keys are common at NCs; that was logged once at start-up, so PyJWT's
+            # warning is silenced for those keys only (catch_warnings is process-global).
+            quiet = len(secret.encode()) < _MIN_HMAC_KEY
+            with warnings.catch_warnings() if quiet else contextlib.nullcontext():
+                if quiet:
+                    warnings.simplefilter("ignore", UserWarning)
                 claims = self._decoder.decode(
                     token,
                     secret,

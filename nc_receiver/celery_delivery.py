@@ -105,8 +105,6 @@ class CeleryDelivery:
     def accept(self, app: Any, notification: Notification) -> None:
         names = [name for name, _ in self.dispatcher.handlers_for(notification)]
         if not names:
-            log.debug("nc_receiver: no handler for %s %s %s", notification.kanaal,
-                      notification.resource, notification.actie)
             return
         key = notification.dedup_key
         if not self.store.claim(key):

@@ -96,8 +96,6 @@ class SyncDelivery:
     def accept(self, app: Any, notification: Notification) -> None:
         handlers = self.dispatcher.handlers_for(notification)
         if not handlers:
-            log.debug("nc_receiver: no handler for %s %s %s", notification.kanaal,
-                      notification.resource, notification.actie)
             return
         key = notification.dedup_key
         lock = self.seen.acquire(key)

@@ -36,7 +36,10 @@ class Dispatcher:
             router, default_router]
 
     def handlers_for(self, notification: Notification) -> list[tuple[str, Handler]]:
-        """(name, handler) pairs in run order: routed, most specific first, then on_any."""
+        """(name, handler) pairs in run order: routed, most specific first, then on_any.
+
+        None at all is logged at DEBUG (every delivery mode answers 204 then).
+        """
         routes = []
         for router in self.routers:
             routes.extend(router.match(notification))
@@ -51,6 +54,9 @@ class Dispatcher:
             if pair[0] not in seen:
                 seen.add(pair[0])
                 unique.append(pair)
+        if not unique:
+            log.debug("nc_receiver: no handler for %s %s %s", notification.kanaal,
+                      notification.resource, notification.actie)
         return unique
 
     def handler_by_name(self, name: str) -> Handler | None:

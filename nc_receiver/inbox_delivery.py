@@ -97,8 +97,6 @@ class InboxDelivery:
     def accept(self, app: Any, notification: Notification) -> None:
         names = [name for name, _ in self.dispatcher.handlers_for(notification)]
         if not names:
-            log.debug("nc_receiver: no handler for %s %s %s", notification.kanaal,
-                      notification.resource, notification.actie)
             return
         body, ctype = notification.raw, content_type_of(notification)
         if not body:

@@ -53,15 +53,6 @@ class Route:
         fixed = sum(part != ANY for part in (self.kanaal, self.resource, self.actie))
         return fixed + len(self.filters)
 
-    def matches(self, notification: Notification) -> bool:
-        """Whether this route matches (used by tools; the router does not loop over routes)."""
-        return (
-            self.kanaal in (ANY, notification.kanaal)
-            and self.resource in (ANY, notification.resource)
-            and self.actie in (ANY, notification.actie)
-            and all(_kenmerk(notification.kenmerken, k) == v for k, v in self.filters)
-        )
-
 
 def _kenmerk(kenmerken: Mapping[str, str], camel_key: str) -> str | None:
     value = kenmerken.get(camel_key)
@@ -264,15 +255,6 @@ class Router:
             if {} in groups:
                 groups[:] = [{}]
         return wanted
-
-    def extend(self, other: Router) -> None:
-        """Add the registrations of ``other`` (e.g. the module-level default router)."""
-        for route in other._routes:
-            self.add_handler(route.handler, route.kanaal, route.resource, route.actie,
-                             **dict(route.filters))
-        self._any.extend(h for h in other._any if h not in self._any)
-        self._error_handlers.extend(h for h in other._error_handlers
-                                    if h not in self._error_handlers)
 
 
 def _order(route: Route) -> tuple[int, int]:

@@ -28,23 +28,24 @@ def delivery_body() -> bytes:
     return (SAMPLES / "delivery_body.json").read_bytes()
 
 
+def build_app(name: str = "test_app", **config: Any) -> tuple[Flask, NotificationReceiver]:
+    """An app (sync mode) with a receiver of its own (no default registry); kwargs are
+    NC_RECEIVER_* settings by their lower-case suffix."""
+    app = Flask(name)
+    app.config.update({
+        "NC_RECEIVER_CALLBACK_PATH": CALLBACK,
+        "NC_RECEIVER_AUTH_TOKENS": [TOKEN],
+        "NC_RECEIVER_JWT_SECRETS": {CLIENT_ID: SECRET},
+        "NC_RECEIVER_DELIVERY": "sync",
+    })
+    app.config.update({f"NC_RECEIVER_{k.upper()}": v for k, v in config.items()})
+    return app, NotificationReceiver(router=Router(), include_default_router=False)
+
+
 @pytest.fixture
 def make_app() -> Callable[..., tuple[Flask, NotificationReceiver]]:
-    """An app with a receiver of its own (no default registry), configured by kwargs."""
-
-    def factory(**config: Any) -> tuple[Flask, NotificationReceiver]:
-        app = Flask("test_app")
-        app.config.update({
-            "NC_RECEIVER_CALLBACK_PATH": CALLBACK,
-            "NC_RECEIVER_AUTH_TOKENS": [TOKEN],
-            "NC_RECEIVER_JWT_SECRETS": {CLIENT_ID: SECRET},
-            "NC_RECEIVER_DELIVERY": "sync",
-        })
-        app.config.update({f"NC_RECEIVER_{k.upper()}": v for k, v in config.items()})
-        receiver = NotificationReceiver(router=Router(), include_default_router=False)
-        return app, receiver
-
-    return factory
+    """The :func:`build_app` factory as a fixture."""
+    return build_app
 
 
 @pytest.fixture

@@ -29,10 +29,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import CALLBACK, CLIENT_ID, SAMPLES, SECRET, TOKEN, delivery_body, sample_lines
+from conftest import (
+    CALLBACK,
+    CLIENT_ID,
+    SAMPLES,
+    SECRET,
+    TOKEN,
+    build_app,
+    delivery_body,
+    sample_lines,
+)
 from flask import Flask
 
-from nc_receiver import Notification, NotificationReceiver, Router
+from nc_receiver import Notification
 from nc_receiver._server import ServerThread
 
 API_VERSION = "1.0.1"
@@ -47,15 +56,7 @@ BODY: dict[str, Any] = json.loads(delivery_body())
 # ---------------------------------------------------------------------------------------
 
 def _build_app(**config: Any) -> tuple[Flask, list[Notification]]:
-    app = Flask("adversarial")
-    app.config.update({
-        "NC_RECEIVER_CALLBACK_PATH": CALLBACK,
-        "NC_RECEIVER_AUTH_TOKENS": [TOKEN],
-        "NC_RECEIVER_JWT_SECRETS": {CLIENT_ID: SECRET},
-        "NC_RECEIVER_DELIVERY": "sync",
-    })
-    app.config.update({f"NC_RECEIVER_{k.upper()}": v for k, v in config.items()})
-    receiver = NotificationReceiver(router=Router(), include_default_router=False)
+    app, receiver = build_app("adversarial", **config)
     seen: list[Notification] = []
     receiver.on_any(seen.append)
     receiver.init_app(app)
